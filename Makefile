@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine (only pyenv's Pythons needed):
+#   make run    creates .venv (Python 3.10), installs the lock, runs the local pipeline
+#   make test   same set-up, then the test suite (what .ci/run calls)
+
+PYTHON_VERSION := $(shell cat .python-version)
+# The interpreter that bootstraps uv: pyenv's 3.10 if present, else python3.10 on PATH.
+PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(PYTHON_VERSION)/bin/python3.10) $(shell command -v python3.10))
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock setup.py | cksum | cut -d' ' -f1)
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONWARNINGS := ignore::FutureWarning
+
+.PHONY: setup run test lint format lock clean
+
+$(STAMP):
+	@test -n "$(PY)" || { echo "Python $(PYTHON_VERSION) not found: install it with 'pyenv install $(PYTHON_VERSION)'"; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	test -x $(BIN)/python || $(PY) -m uv venv --python $(PY) $(VENV)
+	$(PY) -m uv pip sync --python $(BIN)/python requirements.lock
+	$(PY) -m uv pip install --python $(BIN)/python --no-deps -e . --config-settings editable_mode=compat
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/python local_runner.py $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+lock:
+	$(PY) -m uv pip compile --python-version 3.10 setup.py --extra dev -o requirements.lock
+
+clean:
+	rm -rf $(VENV) output

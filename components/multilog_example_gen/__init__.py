@@ -1,0 +1,1 @@
+"""Multi-log ExampleGen: feedback logs and an item catalogue into tf.Examples."""

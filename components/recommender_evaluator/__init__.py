@@ -1,0 +1,1 @@
+"""Evaluator that gates a recommender on RMSE and top-K retrieval accuracy."""

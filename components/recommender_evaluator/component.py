@@ -1,0 +1,67 @@
+"""RecommenderEvaluator: RMSE and top-K retrieval accuracy gate with a baseline."""
+
+from __future__ import annotations
+
+import json
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.recommender_evaluator import executor
+from components.recommender_evaluator.spec import GateConfig
+
+
+class RecommenderEvaluatorSpec(types.ComponentSpec):
+    """Inputs, outputs and parameters of RecommenderEvaluator."""
+
+    PARAMETERS = {executor.GATE_CONFIG_KEY: ExecutionParameter(type=str)}
+    INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+    }
+
+
+class RecommenderEvaluator(base_component.BaseComponent):
+    """Evaluates a recommender through its serving signatures and blesses it or not.
+
+    RMSE is measured on rated eval events via `rate`; top-K accuracy on eval
+    events of the configured types via `retrieve` over the full catalogue. The
+    output `blessing` is a standard ModelBlessing the stock Pusher honours.
+    """
+
+    SPEC_CLASS = RecommenderEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(
+        self,
+        examples: types.BaseChannel,
+        model: types.BaseChannel,
+        gate: GateConfig,
+        baseline_model: types.BaseChannel | None = None,
+    ):
+        """Builds the component.
+
+        Args:
+            examples: Raw examples (ExampleGen output) holding `gate.split`.
+            model: Candidate model (Trainer output).
+            gate: Blessing thresholds.
+            baseline_model: Last blessed model, typically from a
+                LatestBlessedModelStrategy resolver.
+        """
+        super().__init__(
+            spec=RecommenderEvaluatorSpec(
+                examples=examples,
+                model=model,
+                baseline_model=baseline_model,
+                gate_config=json.dumps(gate.to_json_dict(), sort_keys=True),
+                evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+                blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+            )
+        )

@@ -1,0 +1,96 @@
+"""Executor of RecommenderEvaluator: metrics through the serving signatures, then a blessing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Any
+
+from tfx import types
+from tfx.components.evaluator import constants
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, path_utils
+
+from components.recommender_evaluator.spec import GateConfig, verdict
+from models.evaluation import evaluate_saved_model
+
+GATE_CONFIG_KEY = "gate_config"
+METRICS_FILE = "metrics.json"
+
+
+class Executor(base_executor.BaseExecutor):
+    """Evaluates candidate and baseline on the same split and writes a ModelBlessing.
+
+    The blessing carries the same custom properties as TFX's Evaluator
+    (`blessed`, `current_model(_id)`, `baseline_model(_id)`), so the stock
+    Pusher and `LatestBlessedModelStrategy` work with it unchanged.
+    """
+
+    def Do(  # noqa: N802
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Computes metrics, decides the blessing and records both."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        gate = GateConfig.from_json_dict(json.loads(exec_properties[GATE_CONFIG_KEY]))
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        splits = artifact_utils.decode_split_names(examples.split_names)
+        if gate.split not in splits:
+            raise ValueError(f"examples have no split {gate.split!r}; they have {splits}")
+        pattern = os.path.join(artifact_utils.get_split_uri([examples], gate.split), "*")
+
+        def evaluate(model: types.Artifact):
+            return evaluate_saved_model(
+                path_utils.serving_model_path(model.uri),
+                pattern,
+                k=gate.k,
+                retrieval_event_types=gate.retrieval_event_types,
+            )
+
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        baseline_model = (input_dict.get("baseline_model") or [None])[0]
+        candidate = evaluate(model)
+        baseline = evaluate(baseline_model) if baseline_model is not None else None
+        blessed, reasons = verdict(gate, candidate, baseline)
+        logging.info(
+            "Candidate %s, baseline %s: blessed=%s %s", candidate, baseline, blessed, reasons
+        )
+
+        evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        report = {
+            "candidate": dataclasses.asdict(candidate),
+            "baseline": dataclasses.asdict(baseline) if baseline else None,
+            "gate": gate.to_json_dict(),
+            "blessed": blessed,
+            "reasons": reasons,
+        }
+        io_utils.write_string_file(
+            os.path.join(evaluation.uri, METRICS_FILE), json.dumps(report, indent=2)
+        )
+
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        blessing.set_string_custom_property(
+            constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
+        )
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+        if baseline_model is not None:
+            blessing.set_string_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri
+            )
+            blessing.set_int_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id
+            )
+        blessing.set_string_custom_property(
+            constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, "; ".join(reasons) or "passed"
+        )
+        name = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
+        io_utils.write_string_file(os.path.join(blessing.uri, name), "")
+        blessing.set_int_custom_property(
+            constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+            constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE,
+        )

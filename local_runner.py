@@ -1,0 +1,46 @@
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata."""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads
+
+
+def main() -> None:
+    """Parses flags, runs the pipeline and prints where the model was pushed."""
+    from tfx import v1 as tfx
+
+    from pipeline.config import PipelineConfig
+    from pipeline.pipeline import create_pipeline
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data_root", default=os.path.join(here, "data", "movielens"))
+    parser.add_argument("--output_dir", default=os.path.join(here, "output"))
+    parser.add_argument("--no_cache", action="store_true", help="re-run every component")
+    args = parser.parse_args()
+    out = os.path.abspath(args.output_dir)
+    config = PipelineConfig(
+        pipeline_name="recommender-local",
+        pipeline_root=os.path.join(out, "pipeline_root"),
+        data_root=os.path.abspath(args.data_root),
+        schema_path=os.path.join(here, "schema", "schema.pbtxt"),
+        serving_root=os.path.join(out, "serving"),
+        enable_cache=not args.no_cache,
+        beam_pipeline_args=("--direct_running_mode=in_memory", "--direct_num_workers=1"),
+    )
+    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        os.path.join(out, "metadata.sqlite")
+    )
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata))
+    model_dir = os.path.join(config.serving_root, config.model_name)
+    versions = sorted(os.listdir(model_dir), key=int) if os.path.isdir(model_dir) else []
+    print(
+        f"Pushed model: {os.path.join(model_dir, versions[-1])}"
+        if versions
+        else "No model pushed: the Evaluator did not bless one (see its metrics.json)"
+    )
+
+
+if __name__ == "__main__":
+    main()

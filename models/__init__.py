@@ -1,0 +1,1 @@
+"""Model code: feature registry, preprocessing, TFRS model, training and export."""

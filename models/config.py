@@ -1,0 +1,100 @@
+"""Hyperparameters of the multi-task recommender, as one frozen, JSON-able config."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+DCN_STRUCTURES = ("stacked", "parallel")
+
+
+@dataclasses.dataclass(frozen=True)
+class DCNConfig:
+    """Shape of the Deep & Cross Network rating tower.
+
+    Attributes:
+        structure: "stacked" (cross layers feed the deep layers) or "parallel"
+            (cross and deep layers both read the input; outputs concatenated).
+        num_cross_layers: Number of `tfrs.layers.dcn.Cross` layers (>= 0).
+        projection_dim: None for full-rank cross layers, else the low-rank size.
+        deep_layers: Widths of the ReLU layers of the deep part.
+    """
+
+    structure: str = "stacked"
+    num_cross_layers: int = 2
+    projection_dim: int | None = None
+    deep_layers: tuple[int, ...] = (64, 32)
+
+    def __post_init__(self) -> None:
+        if self.structure not in DCN_STRUCTURES:
+            raise ValueError(
+                f"DCN structure must be one of {DCN_STRUCTURES}, got {self.structure!r}"
+            )
+        if self.num_cross_layers < 0:
+            raise ValueError(f"num_cross_layers must be >= 0, got {self.num_cross_layers}")
+        if self.projection_dim is not None and self.projection_dim <= 0:
+            raise ValueError(f"projection_dim must be positive or None, got {self.projection_dim}")
+        if any(w <= 0 for w in self.deep_layers):
+            raise ValueError(f"deep_layers widths must be positive, got {self.deep_layers}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything `run_fn` needs to build, train and export the model.
+
+    Attributes:
+        embedding_dim: Size of the shared user and item representations.
+        retrieval_weight: Weight of the retrieval loss (0 disables the task's gradient).
+        rating_weight: Weight of the rating loss (0 disables the task's gradient).
+        dcn: Shape of the rating tower.
+        epochs: Passes over the training events.
+        batch_size: Events per step; also the in-batch negatives of retrieval.
+        learning_rate: Adam learning rate.
+        shuffle_buffer: Events held by the shuffle buffer.
+        seed: Seed of initialisation and shuffling.
+        serving_k: Default number of items the serving signature returns.
+    """
+
+    embedding_dim: int = 64
+    retrieval_weight: float = 1.0
+    rating_weight: float = 1.0
+    dcn: DCNConfig = DCNConfig()
+    epochs: int = 3
+    batch_size: int = 1024
+    learning_rate: float = 0.01
+    shuffle_buffer: int = 100_000
+    seed: int = 42
+    serving_k: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_dim", "epochs", "batch_size", "shuffle_buffer", "serving_k"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("retrieval_weight", "rating_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.retrieval_weight == 0 and self.rating_weight == 0:
+            raise ValueError("at least one of retrieval_weight and rating_weight must be > 0")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict (for the Trainer's `custom_config`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, value: dict[str, Any]) -> ModelConfig:
+        """Rebuilds a config written by `to_json_dict`.
+
+        Raises:
+            ValueError: on unknown keys or invalid values.
+        """
+        value = dict(value)
+        dcn = value.pop("dcn", {})
+        try:
+            dcn_config = DCNConfig(
+                **{**dcn, "deep_layers": tuple(dcn.get("deep_layers", (64, 32)))}
+            )
+            return cls(dcn=dcn_config, **value)
+        except TypeError as e:
+            raise ValueError(f"invalid model config {value!r}: {e}") from e

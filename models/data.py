@@ -1,0 +1,108 @@
+"""tf.data input pipelines over Transform's materialised examples."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.multilog_example_gen.spec import CATALOG_SPLIT
+from models import features as F
+
+
+def read_transformed(
+    file_pattern: str | list[str],
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Reads gzipped TFRecords of transformed examples into batches of feature dicts.
+
+    Args:
+        file_pattern: Glob(s) of the transformed split files.
+        tf_transform_output: Provides the transformed feature spec.
+        batch_size: Examples per batch (the last batch may be smaller).
+        shuffle_buffer: Examples in the shuffle buffer; 0 keeps file order.
+        seed: Shuffle seed.
+
+    Raises:
+        ValueError: if the pattern matches no file.
+    """
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    if not files:
+        raise ValueError(f"no transformed examples match {patterns}")
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    spec = tf_transform_output.transformed_feature_spec()
+    return (
+        dataset.batch(batch_size)
+        .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def catalog_pattern(train_pattern: str) -> str:
+    """Returns the catalogue split's file pattern next to a train split pattern.
+
+    TFX lays splits out as `<examples uri>/Split-<name>/`, and the Trainer passes
+    the train split as `<examples uri>/Split-train/*`.
+
+    Raises:
+        ValueError: if the pattern is not inside a `Split-*` directory or the
+            catalogue split is missing.
+    """
+    split_dir = os.path.dirname(train_pattern)
+    if not os.path.basename(split_dir).startswith("Split-"):
+        raise ValueError(f"expected a pattern inside a Split-* directory, got {train_pattern!r}")
+    catalog_dir = os.path.join(os.path.dirname(split_dir), f"Split-{CATALOG_SPLIT}")
+    if not tf.io.gfile.isdir(catalog_dir):
+        raise ValueError(f"examples have no {CATALOG_SPLIT!r} split at {catalog_dir!r}")
+    return os.path.join(catalog_dir, "*")
+
+
+@dataclasses.dataclass(frozen=True)
+class EventStatistics:
+    """Training-set statistics the model is initialised with.
+
+    Attributes:
+        item_probabilities: Each item's share of events, [num_items + OOV]; the
+            sampling probability of in-batch negatives (logQ correction).
+        mean_rating: Mean of the ratings present; initial bias of the rating head.
+    """
+
+    item_probabilities: np.ndarray
+    mean_rating: float
+
+
+def event_statistics(dataset: tf.data.Dataset, num_items: int) -> EventStatistics:
+    """Counts item occurrences and averages ratings in one pass over `dataset`.
+
+    Raises:
+        ValueError: if the dataset holds no event or no rating.
+    """
+    counts = np.zeros(num_items + F.OOV_BUCKETS, np.float64)
+    rating_sum = rated = 0.0
+    for batch in dataset:
+        counts += np.bincount(batch[F.ITEM_IDX].numpy(), minlength=counts.size)
+        mask = batch[F.RATING_MASK].numpy()
+        rating_sum += float(np.sum(batch[F.RATING].numpy() * mask))
+        rated += float(mask.sum())
+    if not counts.sum() or not rated:
+        raise ValueError(f"training data has {counts.sum():.0f} events and {rated:.0f} ratings")
+    return EventStatistics((counts / counts.sum()).astype(np.float32), rating_sum / rated)
+
+
+def with_item_probability(dataset: tf.data.Dataset, probabilities: np.ndarray) -> tf.data.Dataset:
+    """Adds `features[ITEM_PROB]` [batch] looked up from `probabilities` by item index.
+
+    Items never seen get the smallest non-zero probability, so log(p) stays finite.
+    """
+    floor = probabilities[probabilities > 0].min()
+    table = tf.constant(np.maximum(probabilities, floor))
+    return dataset.map(lambda f: {**f, F.ITEM_PROB: tf.gather(table, f[F.ITEM_IDX])})

@@ -1,0 +1,41 @@
+"""The one feature registry: names of raw and transformed features.
+
+Raw features are what ExampleGen writes and the curated schema describes;
+transformed features are what `preprocessing_fn` emits and the model reads.
+Vocabularies and their sizes are never written here: they come from Transform.
+"""
+
+from typing import Final
+
+# Raw features (ExampleGen output, schema/schema.pbtxt).
+USER_ID: Final = "user_id"
+ITEM_ID: Final = "item_id"
+EVENT_TYPE: Final = "event_type"
+RATING: Final = "rating"
+TIMESTAMP: Final = "timestamp"
+TITLE: Final = "title"
+GENRES: Final = "genres"
+
+# Transformed features (Transform output, model input).
+USER_IDX: Final = "user_idx"
+ITEM_IDX: Final = "item_idx"
+GENRE_IDS: Final = "genre_ids"
+RATING_MASK: Final = "rating_mask"
+
+# Added by the training input pipeline (not by Transform): the share of
+# training events on the item, for the in-batch softmax's logQ correction.
+ITEM_PROB: Final = "item_sampling_probability"
+
+# Vocabulary names in the transform graph.
+USER_VOCAB: Final = "user_id_vocab"
+ITEM_VOCAB: Final = "item_id_vocab"
+GENRE_VOCAB: Final = "genre_vocab"
+
+OOV_BUCKETS: Final = 1
+"""Each id vocabulary maps unknown values to one extra bucket at index `size`."""
+
+MAX_GENRES: Final = 10
+"""Genre slots per item; genre ids are shifted by one so that 0 is padding."""
+
+PASSTHROUGH: Final = (ITEM_ID, TITLE)
+"""Raw string features copied to the transformed examples (candidate ids, titles)."""

@@ -1,0 +1,135 @@
+"""The multi-task TFRS model: shared towers, retrieval and rating tasks, weighted loss."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from models import features as F
+from models.config import ModelConfig
+from models.layers import DCNRatingTower, ItemTower, UserTower
+from models.tasks import RatingTask
+
+
+class MultiTaskRecommender(tfrs.Model):
+    """One model, two tasks sharing the user and item representations.
+
+    Retrieval (in-batch softmax over the item tower) learns from every event;
+    rating regression (DCN tower over the same representations) learns only from
+    events that carry a rating. Gradients of the rating task therefore flow into
+    the towers the abundant retrieval task shapes, which is how the sparse task
+    profits from the abundant one.
+
+    Args:
+        user_tower: Maps features to [batch, d] user representations.
+        item_tower: Maps features to [batch, d] item representations.
+        rating_tower: Maps (user, item) representations to [batch, 1] ratings.
+        retrieval_task: A `tfrs.tasks.Retrieval`.
+        rating_task: A `RatingTask`.
+        retrieval_weight: Weight of the retrieval loss (>= 0).
+        rating_weight: Weight of the rating loss (>= 0).
+
+    Raises:
+        ValueError: if a weight is negative.
+    """
+
+    def __init__(
+        self,
+        user_tower: tf.keras.layers.Layer,
+        item_tower: tf.keras.layers.Layer,
+        rating_tower: tf.keras.layers.Layer,
+        retrieval_task: tfrs.tasks.Retrieval,
+        rating_task: RatingTask,
+        retrieval_weight: float = 1.0,
+        rating_weight: float = 1.0,
+    ):
+        super().__init__()
+        if retrieval_weight < 0 or rating_weight < 0:
+            raise ValueError(f"loss weights must be >= 0, got {retrieval_weight}, {rating_weight}")
+        self.user_tower = user_tower
+        self.item_tower = item_tower
+        self.rating_tower = rating_tower
+        self.retrieval_task = retrieval_task
+        self.rating_task = rating_task
+        self.retrieval_weight = float(retrieval_weight)
+        self.rating_weight = float(rating_weight)
+
+    def call(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Returns user [batch, d], item [batch, d] and rating [batch, 1] outputs."""
+        user = self.user_tower(features)
+        item = self.item_tower(features)
+        return {"user": user, "item": item, "rating": self.rating_tower((user, item))}
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """Returns `retrieval_weight * retrieval_loss + rating_weight * rating_loss`.
+
+        Top-K metrics are only computed outside training: FactorizedTopK scores
+        the whole catalogue and would dominate a training step. RMSE is cheap and
+        always computed.
+        """
+        outputs = self(features)
+        retrieval_loss = self.retrieval_task(
+            outputs["user"],
+            outputs["item"],
+            candidate_sampling_probability=features.get(F.ITEM_PROB),
+            candidate_ids=features[F.ITEM_IDX],
+            compute_metrics=not training,
+        )
+        rating_loss = self.rating_task(
+            labels=features[F.RATING],
+            predictions=outputs["rating"],
+            sample_weight=features[F.RATING_MASK],
+        )
+        return self.retrieval_weight * retrieval_loss + self.rating_weight * rating_loss
+
+
+def mean_softmax_loss() -> tf.keras.losses.Loss:
+    """In-batch softmax cross-entropy averaged over the batch.
+
+    TFRS defaults to a batch sum, whose scale grows with the batch size and would
+    swamp the (mean) rating loss; a mean keeps the loss weights interpretable.
+    """
+    return tf.keras.losses.CategoricalCrossentropy(
+        from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+    )
+
+
+def build_model(
+    config: ModelConfig,
+    num_users: int,
+    num_items: int,
+    num_genres: int,
+    candidates: tf.data.Dataset | None = None,
+    rating_prior: float = 0.0,
+) -> MultiTaskRecommender:
+    """Builds the model from a config and the Transform vocabulary sizes.
+
+    Args:
+        config: Hyperparameters.
+        num_users: User vocabulary size.
+        num_items: Item vocabulary size.
+        num_genres: Genre vocabulary size.
+        candidates: Batched transformed catalogue features; when given, the
+            retrieval task reports FactorizedTopK metrics (top-10/100) over them.
+        rating_prior: Initial bias of the rating head (the mean training rating).
+    """
+    tf.keras.utils.set_random_seed(config.seed)
+    item_tower = ItemTower(num_items, num_genres, config.embedding_dim, name="item_tower")
+    metrics = None
+    if candidates is not None:
+        metrics = tfrs.metrics.FactorizedTopK(
+            candidates=candidates.map(lambda f: (f[F.ITEM_IDX], item_tower(f))), ks=(10, 100)
+        )
+    return MultiTaskRecommender(
+        user_tower=UserTower(num_users, config.embedding_dim, name="user_tower"),
+        item_tower=item_tower,
+        rating_tower=DCNRatingTower(
+            config.dcn, seed=config.seed, rating_prior=rating_prior, name="rating_tower"
+        ),
+        retrieval_task=tfrs.tasks.Retrieval(
+            loss=mean_softmax_loss(), metrics=metrics, remove_accidental_hits=True
+        ),
+        rating_task=RatingTask(),
+        retrieval_weight=config.retrieval_weight,
+        rating_weight=config.rating_weight,
+    )

@@ -1,0 +1,74 @@
+"""Transform's `preprocessing_fn`: raw events and catalogue rows to model features.
+
+The same graph runs in Transform (analysis + materialisation) and inside the
+exported SavedModel, so training and serving see identical vocabularies.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features as F
+
+
+def first_value(x: tf.Tensor | tf.SparseTensor, default) -> tuple[tf.Tensor, tf.Tensor]:
+    """Returns the first value per row and a 0/1 presence mask, both shaped [batch].
+
+    Args:
+        x: A [batch, n] dense or sparse tensor (n may be 0 in a sparse batch).
+        default: Value used where a row holds no value.
+    """
+    if isinstance(x, tf.SparseTensor):
+        batch = x.dense_shape[0]
+        first = tf.sparse.reset_shape(tf.sparse.slice(x, [0, 0], [batch, 1]), [batch, 1])
+        ones = tf.ones_like(first.values, dtype=tf.float32)
+        present = tf.sparse.to_dense(tf.SparseTensor(first.indices, ones, first.dense_shape))
+        present = tf.reshape(present, [-1])
+        return tf.reshape(tf.sparse.to_dense(first, default_value=default), [-1]), present
+    flat = tf.reshape(x, [tf.shape(x)[0], -1])[:, 0]
+    return flat, tf.ones_like(flat, dtype=tf.float32)
+
+
+def genre_ids(genres: tf.SparseTensor) -> tf.Tensor:
+    """Maps a sparse [batch, n] genre string tensor to [batch, MAX_GENRES] ids; 0 pads."""
+    ids = tft.compute_and_apply_vocabulary(
+        genres, num_oov_buckets=F.OOV_BUCKETS, vocab_filename=F.GENRE_VOCAB
+    )
+    dense = tf.sparse.to_dense(tf.sparse.map_values(tf.add, ids, tf.constant(1, tf.int64)))
+    dense = tf.pad(dense, [[0, 0], [0, F.MAX_GENRES]])[:, : F.MAX_GENRES]
+    return tf.ensure_shape(dense, [None, F.MAX_GENRES])
+
+
+def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
+    """Builds user/item/genre vocabularies and the model's features.
+
+    Args:
+        inputs: Raw features as parsed by the curated schema (see models.features).
+
+    Returns:
+        Transformed features, each shaped [batch] except `genre_ids` [batch, MAX_GENRES]:
+        user_idx, item_idx (int64, OOV bucket = vocabulary size), genre_ids,
+        rating (0 where absent), rating_mask (1 where a rating exists), and the
+        item_id and title strings passed through for candidate export.
+    """
+    user, has_user = first_value(inputs[F.USER_ID], b"")
+    item, _ = first_value(inputs[F.ITEM_ID], b"")
+    title, _ = first_value(inputs[F.TITLE], b"")
+    rating, has_rating = first_value(inputs[F.RATING], 0.0)
+
+    # Catalogue rows carry no user: weight 0 keeps "" out of the user vocabulary.
+    user_vocab = tft.vocabulary(
+        user, weights=has_user, frequency_threshold=1, vocab_filename=F.USER_VOCAB
+    )
+    return {
+        F.USER_IDX: tft.apply_vocabulary(user, user_vocab, num_oov_buckets=F.OOV_BUCKETS),
+        F.ITEM_IDX: tft.compute_and_apply_vocabulary(
+            item, num_oov_buckets=F.OOV_BUCKETS, vocab_filename=F.ITEM_VOCAB
+        ),
+        F.GENRE_IDS: genre_ids(inputs[F.GENRES]),
+        F.RATING: rating,
+        F.RATING_MASK: has_rating,
+        F.ITEM_ID: item,
+        F.TITLE: title,
+    }

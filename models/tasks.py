@@ -1,0 +1,43 @@
+"""The rating task: a masked mean-squared-error loss that owns its RMSE metric."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class RatingTask(tf.keras.layers.Layer):
+    """Regression loss over the events that carry a rating.
+
+    The loss is `sum(w * (p - y)^2) / sum(w)`: a mean over rated events only, so
+    its scale does not shrink when ratings are sparse, and an event with weight 0
+    contributes nothing (0 when a batch holds no rating at all).
+    """
+
+    def __init__(self, name: str = "rating_task", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.rmse = tf.keras.metrics.RootMeanSquaredError(name="rmse")
+
+    def call(
+        self,
+        labels: tf.Tensor,
+        predictions: tf.Tensor,
+        sample_weight: tf.Tensor,
+        compute_metrics: bool = True,
+    ) -> tf.Tensor:
+        """Returns the scalar masked MSE and updates RMSE.
+
+        Args:
+            labels: [batch] ratings (any value where the weight is 0).
+            predictions: [batch] or [batch, 1] predicted ratings.
+            sample_weight: [batch] non-negative weights, 0 for events without a rating.
+            compute_metrics: Whether to update the RMSE metric.
+        """
+        predictions = tf.reshape(predictions, [-1])
+        labels = tf.cast(tf.reshape(labels, [-1]), predictions.dtype)
+        weights = tf.cast(tf.reshape(sample_weight, [-1]), predictions.dtype)
+        loss = tf.math.divide_no_nan(
+            tf.reduce_sum(weights * tf.square(predictions - labels)), tf.reduce_sum(weights)
+        )
+        if compute_metrics:
+            self.rmse.update_state(labels, predictions, sample_weight=weights)
+        return loss

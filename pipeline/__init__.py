@@ -1,0 +1,1 @@
+"""Pipeline definition and its typed configuration."""

@@ -1,0 +1,165 @@
+"""Model maths on tiny tensors with hand-worked expectations."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from models import features as F
+from models.config import DCNConfig, ModelConfig
+from models.layers import DCNRatingTower, ItemTower, UserTower
+from models.model import MultiTaskRecommender, build_model, mean_softmax_loss
+from models.tasks import RatingTask
+
+
+class FixedTower(tf.keras.layers.Layer):
+    """Looks up a fixed (trainable) embedding table by a feature index."""
+
+    def __init__(self, key, table):
+        super().__init__()
+        self.key = key
+        self.table = tf.Variable(np.asarray(table, np.float32))
+
+    def call(self, features):
+        return tf.gather(self.table, features[self.key])
+
+
+class SumRating(tf.keras.layers.Layer):
+    """rating = w * sum(u * i) with one trainable scalar w = 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(1.0)
+
+    def call(self, inputs):
+        user, item = inputs
+        return self.w * tf.reduce_sum(user * item, axis=1, keepdims=True)
+
+
+def tiny_model(retrieval_weight, rating_weight):
+    return MultiTaskRecommender(
+        user_tower=FixedTower(F.USER_IDX, [[1.0, 0.0], [0.0, 1.0]]),
+        item_tower=FixedTower(F.ITEM_IDX, [[1.0, 0.0], [0.0, 2.0]]),
+        rating_tower=SumRating(),
+        retrieval_task=tfrs.tasks.Retrieval(loss=mean_softmax_loss()),
+        rating_task=RatingTask(),
+        retrieval_weight=retrieval_weight,
+        rating_weight=rating_weight,
+    )
+
+
+BATCH = {
+    F.USER_IDX: tf.constant([0, 1]),
+    F.ITEM_IDX: tf.constant([0, 1]),
+    F.RATING: tf.constant([3.0, 99.0]),  # 99 is masked out
+    F.RATING_MASK: tf.constant([1.0, 0.0]),
+}
+# Scores u·i: [[1, 0], [0, 2]]. Retrieval (mean softmax CE over the diagonal):
+#   row 0: -log(e^1 / (e^1 + e^0)), row 1: -log(e^2 / (e^0 + e^2))
+RETRIEVAL_LOSS = (np.log(1 + np.exp(-1.0)) + np.log(1 + np.exp(-2.0))) / 2
+# Rating: only row 0 is rated; prediction 1, label 3 -> squared error 4 over 1 rated event.
+RATING_LOSS = 4.0
+
+
+def test_rating_task_masks_unrated_events():
+    task = RatingTask()
+    loss = task(
+        labels=tf.constant([3.0, 99.0, 5.0]),
+        predictions=tf.constant([[1.0], [0.0], [4.0]]),
+        sample_weight=tf.constant([1.0, 0.0, 1.0]),
+    )
+    assert float(loss) == pytest.approx((4.0 + 1.0) / 2)
+    assert float(task.rmse.result()) == pytest.approx(np.sqrt(2.5))
+
+
+def test_rating_task_without_ratings_is_zero():
+    loss = RatingTask()(tf.constant([1.0]), tf.constant([5.0]), tf.constant([0.0]))
+    assert float(loss) == 0.0
+
+
+@pytest.mark.parametrize("w_retrieval,w_rating", [(1.0, 1.0), (0.5, 2.0), (1.0, 0.0), (0.0, 1.0)])
+def test_compute_loss_is_weighted_sum(w_retrieval, w_rating):
+    loss = tiny_model(w_retrieval, w_rating).compute_loss(BATCH, training=True)
+    assert float(loss) == pytest.approx(
+        w_retrieval * RETRIEVAL_LOSS + w_rating * RATING_LOSS, rel=1e-5
+    )
+
+
+def test_zero_rating_weight_removes_rating_gradient():
+    model = tiny_model(1.0, 0.0)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(BATCH, training=True)
+    grad = tape.gradient(loss, model.rating_tower.w, unconnected_gradients="zero")
+    assert float(grad) == 0.0
+
+
+def test_zero_retrieval_weight_leaves_only_rating_gradient():
+    model = tiny_model(0.0, 1.0)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(BATCH, training=True)
+    grads = tape.gradient(loss, [model.user_tower.table, model.rating_tower.w])
+    # d/dw (w*1 - 3)^2 at w=1 = 2 * (1 - 3) * 1 = -4; user 1 (unrated) gets no gradient.
+    assert float(grads[1]) == pytest.approx(-4.0)
+    np.testing.assert_allclose(tf.convert_to_tensor(grads[0]).numpy()[1], [0.0, 0.0])
+
+
+def test_negative_weight_is_rejected():
+    with pytest.raises(ValueError, match="-1"):
+        tiny_model(-1.0, 1.0)
+
+
+@pytest.mark.parametrize("structure", ["stacked", "parallel"])
+@pytest.mark.parametrize("projection_dim", [None, 4])
+def test_dcn_tower_shapes_and_parameters(structure, projection_dim):
+    dim, cross, deep = 8, 2, (16, 8)
+    tower = DCNRatingTower(DCNConfig(structure, cross, projection_dim, deep), rating_prior=3.5)
+    out = tower((tf.ones([5, dim]), tf.ones([5, dim])))
+    assert out.shape == (5, 1)
+    x = 3 * dim
+    cross_params = (x * x + x) if projection_dim is None else (2 * x * projection_dim + x)
+    deep_in = x
+    deep_params = 0
+    for width in deep:
+        deep_params += deep_in * width + width
+        deep_in = width
+    head_in = deep[-1] + (x if structure == "parallel" else 0)
+    expected = cross * cross_params + deep_params + head_in + 1
+    assert tower.count_params() == expected
+
+
+def test_rating_prior_is_initial_bias():
+    tower = DCNRatingTower(DCNConfig(num_cross_layers=0, deep_layers=(4,)), rating_prior=3.5)
+    tower((tf.zeros([1, 2]), tf.zeros([1, 2])))
+    assert float(tower.output_layer.bias[0]) == 3.5
+
+
+def test_item_tower_pools_genres_and_ignores_padding():
+    tower = ItemTower(num_items=3, num_genres=2, dim=4)
+    feats = {F.ITEM_IDX: tf.constant([0, 0]), F.GENRE_IDS: tf.constant([[1, 0, 0], [1, 1, 0]])}
+    out = tower(feats).numpy()
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-6)  # mean of {g1} == mean of {g1, g1}
+    assert tower(tower.oov_features()).shape == (1, 4)
+
+
+def test_towers_reject_empty_vocabularies():
+    with pytest.raises(ValueError, match="num_users"):
+        UserTower(0, 4)
+
+
+def test_build_model_trains_one_step():
+    model = build_model(ModelConfig(embedding_dim=4), num_users=2, num_items=2, num_genres=2)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.1))
+    batch = {**BATCH, F.GENRE_IDS: tf.zeros([2, 10], tf.int64)}
+    history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=2, verbose=0)
+    assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_model_config_round_trips_and_validates():
+    config = ModelConfig(dcn=DCNConfig("parallel", 3, 8, (32,)), rating_weight=0.5)
+    assert ModelConfig.from_json_dict(config.to_json_dict()) == config
+    with pytest.raises(ValueError, match="structure"):
+        DCNConfig(structure="diagonal")
+    with pytest.raises(ValueError, match="at least one"):
+        ModelConfig(retrieval_weight=0.0, rating_weight=0.0)
+    with pytest.raises(ValueError, match="bogus"):
+        ModelConfig.from_json_dict({"bogus": 1})
