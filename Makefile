@@ -8,6 +8,12 @@ PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(PYTHON_VERSION)/bin/pytho
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock setup.py | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.9
+# uv reads SSL_CERT_FILE; default it to the system bundle where the machine has one.
+CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
+ifneq ($(wildcard $(CA_BUNDLE)),)
+export SSL_CERT_FILE ?= $(CA_BUNDLE)
+endif
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
@@ -16,7 +22,7 @@ export PYTHONWARNINGS := ignore::FutureWarning
 
 $(STAMP):
 	@test -n "$(PY)" || { echo "Python $(PYTHON_VERSION) not found: install it with 'pyenv install $(PYTHON_VERSION)'"; exit 1; }
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	test -x $(BIN)/python || $(PY) -m uv venv --python $(PY) $(VENV)
 	$(PY) -m uv pip sync --python $(BIN)/python requirements.lock
 	$(PY) -m uv pip install --python $(BIN)/python --no-deps -e . --config-settings editable_mode=compat
