@@ -180,7 +180,7 @@ def rating_out_of_range(name, header, body):
     "mutate,message",
     [
         (drop_rating_column, r"log 'ratings' .* missing column\(s\) \['rating'\]"),
-        (rating_out_of_range, r"data does not match schema.*rating"),
+        (rating_out_of_range, r"(?s)data does not match schema.*train/rating: Out-of-range values"),
     ],
 )
 def test_bad_log_fails_clearly_and_pushes_nothing(tmp_path, mutate, message):
