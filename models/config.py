@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+
+from models import jsonable
 
 DCN_STRUCTURES = ("stacked", "parallel")
 
@@ -39,7 +40,7 @@ class DCNConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(jsonable.JsonDataclass):
     """Everything `run_fn` needs to build, train and export the model.
 
     Attributes:
@@ -77,24 +78,3 @@ class ModelConfig:
             raise ValueError("at least one of retrieval_weight and rating_weight must be > 0")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """Returns a JSON-serialisable dict (for the Trainer's `custom_config`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json_dict(cls, value: dict[str, Any]) -> ModelConfig:
-        """Rebuilds a config written by `to_json_dict`.
-
-        Raises:
-            ValueError: on unknown keys or invalid values.
-        """
-        value = dict(value)
-        dcn = value.pop("dcn", {})
-        try:
-            dcn_config = DCNConfig(
-                **{**dcn, "deep_layers": tuple(dcn.get("deep_layers", (64, 32)))}
-            )
-            return cls(dcn=dcn_config, **value)
-        except TypeError as e:
-            raise ValueError(f"invalid model config {value!r}: {e}") from e

@@ -43,7 +43,7 @@ def test_gate_config_validates_and_round_trips():
     assert GateConfig.from_json_dict(GATE.to_json_dict()) == GATE
     with pytest.raises(ValueError, match="min_top_k_accuracy"):
         GateConfig(min_top_k_accuracy=1.5)
-    with pytest.raises(ValueError, match="unexpected keyword"):
+    with pytest.raises(ValueError, match="unknown GateConfig field"):
         GateConfig.from_json_dict({"max_rmse": 1.0, "oops": 2})
 
 

@@ -7,7 +7,8 @@ the executor can rebuild them from the JSON `custom_config` TFX passes along.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+
+from models import jsonable
 
 CATALOG_SPLIT = "catalog"
 EVENT_SPLITS = ("train", "eval")
@@ -79,7 +80,7 @@ class CatalogSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class IngestSpec:
+class IngestSpec(jsonable.JsonDataclass):
     """Everything the ExampleGen needs besides the data root.
 
     Attributes:
@@ -102,27 +103,6 @@ class IngestSpec:
             raise ValueError(f"log names must be unique, got {names}")
         if not 0 < self.eval_percent < 100:
             raise ValueError(f"eval_percent must be in (0, 100), got {self.eval_percent}")
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """Returns a JSON-serialisable dict (for a component's `custom_config`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json_dict(cls, value: dict[str, Any]) -> IngestSpec:
-        """Rebuilds the spec written by `to_json_dict`.
-
-        Raises:
-            ValueError: if a key is missing or unknown.
-        """
-        try:
-            return cls(
-                logs=tuple(LogSpec(**log) for log in value["logs"]),
-                catalog=CatalogSpec(**value["catalog"]),
-                eval_percent=int(value["eval_percent"]),
-                seed=int(value["seed"]),
-            )
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"invalid ingest spec {value!r}: {e}") from e
 
 
 MOVIELENS = IngestSpec(

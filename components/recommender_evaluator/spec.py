@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
+from models import jsonable
 from models.evaluation import EvalMetrics
 
 
 @dataclasses.dataclass(frozen=True)
-class GateConfig:
+class GateConfig(jsonable.JsonDataclass):
     """When a candidate model is blessed.
 
     A candidate is blessed if its absolute metrics pass and, when a previously
@@ -50,24 +50,6 @@ class GateConfig:
             )
         if not self.retrieval_event_types:
             raise ValueError("retrieval_event_types must name at least one event type")
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """Returns a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json_dict(cls, value: dict[str, Any]) -> GateConfig:
-        """Rebuilds a config written by `to_json_dict`.
-
-        Raises:
-            ValueError: on unknown keys or invalid values.
-        """
-        value = dict(value)
-        value["retrieval_event_types"] = tuple(value.get("retrieval_event_types", ("watch",)))
-        try:
-            return cls(**value)
-        except TypeError as e:
-            raise ValueError(f"invalid gate config {value!r}: {e}") from e
 
 
 def verdict(
