@@ -32,13 +32,15 @@ def main() -> None:
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         os.path.join(out, "metadata.sqlite")
     )
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata))
     model_dir = os.path.join(config.serving_root, config.model_name)
-    versions = sorted(os.listdir(model_dir), key=int) if os.path.isdir(model_dir) else []
+    before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata))
+    after = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
+    new = sorted(after - before, key=int)
     print(
-        f"Pushed model: {os.path.join(model_dir, versions[-1])}"
-        if versions
-        else "No model pushed: the Evaluator did not bless one (see its metrics.json)"
+        f"Pushed model: {os.path.join(model_dir, new[-1])}"
+        if new
+        else "No model pushed this run (cached, or not blessed: see the Evaluator's metrics.json)"
     )
 
 
