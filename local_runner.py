@@ -33,10 +33,13 @@ def main() -> None:
         os.path.join(out, "metadata.sqlite")
     )
     model_dir = os.path.join(config.serving_root, config.model_name)
-    before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
+
+    def versions() -> set[str]:
+        return set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
+
+    before = versions()
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata))
-    after = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
-    new = sorted(after - before, key=int)
+    new = sorted(versions() - before, key=int)
     print(
         f"Pushed model: {os.path.join(model_dir, new[-1])}"
         if new
