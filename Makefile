@@ -18,7 +18,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: setup run test lint format lock clean
+.PHONY: setup run test lint format lock clean compile image submit
 
 $(STAMP):
 	@test -n "$(PY)" || { echo "Python $(PYTHON_VERSION) not found: install it with 'pyenv install $(PYTHON_VERSION)'"; exit 1; }
@@ -35,6 +35,22 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
+
+# Kubeflow / Vertex AI (see README "Running on Vertex AI / Kubeflow"):
+#   make image   IMAGE=<region>-docker.pkg.dev/<project>/<repo>/pipeline:<tag>
+#   make compile CLOUD_CONFIG=vertex.json        -> recommender_pipeline.json
+#   make submit  ARGS="vertex --project P --region R"
+SPEC ?= recommender_pipeline.json
+compile: setup
+	@test -n "$(CLOUD_CONFIG)" || { echo "set CLOUD_CONFIG=<CloudConfig JSON file>"; exit 1; }
+	$(BIN)/python kubeflow_runner.py --config $(CLOUD_CONFIG) --output $(SPEC) $(ARGS)
+
+image:
+	@test -n "$(IMAGE)" || { echo "set IMAGE=<registry>/<repo>/pipeline:<tag>"; exit 1; }
+	gcloud builds submit --config cloudbuild.yaml --substitutions=_IMAGE=$(IMAGE) .
+
+submit: setup
+	$(BIN)/python scripts/submit_pipeline.py $(ARGS) --spec $(SPEC)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,16 +1,40 @@
-"""Compiles the pipeline for Kubeflow Pipelines v2 / Vertex AI (not implemented yet)."""
+"""Compiles the pipeline for Kubeflow Pipelines v2 / Vertex AI (KubeflowV2DagRunner).
+
+    python kubeflow_runner.py --config vertex.json [--project ... --output spec.json]
+
+The config (see pipeline.cloud.CloudConfig) comes from a JSON file and/or
+flags; `scripts/submit_pipeline.py` submits the compiled spec.
+"""
+
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads
 
 
-def main() -> None:
-    """Raises until the Kubeflow runner lands (its own issue).
+def main(argv: Sequence[str] | None = None) -> str:
+    """Validates the config, compiles the pipeline spec and returns its path.
 
     Raises:
-        NotImplementedError: always, naming what to use meanwhile.
+        ValueError: on a missing or invalid config value (named in the message).
     """
-    raise NotImplementedError(
-        "kubeflow_runner.py is not implemented yet: compile for KFP v2 / Vertex AI lands "
-        "with its own issue. Use local_runner.py (LocalDagRunner) meanwhile."
+    from tfx import v1 as tfx
+
+    from pipeline.cloud import parse_args
+    from pipeline.pipeline import create_pipeline
+
+    cloud, output = parse_args(sys.argv[1:] if argv is None else argv)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=cloud.image_uri
+        ),
+        output_dir=os.path.dirname(os.path.abspath(output)),
+        output_filename=os.path.basename(output),
     )
+    runner.run(create_pipeline(cloud.pipeline_config()))
+    print(f"Compiled pipeline spec: {output}")
+    return output
 
 
 if __name__ == "__main__":

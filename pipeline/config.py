@@ -10,6 +10,61 @@ from models.config import ModelConfig
 
 
 @dataclasses.dataclass(frozen=True)
+class VertexConfig:
+    """Where Vertex AI trains and serves, when the pipeline runs on Google Cloud.
+
+    Attributes:
+        project: Google Cloud project id.
+        region: Vertex AI region.
+        training: Run the Trainer as a Vertex AI custom training job.
+        training_machine_type: Machine type of that job.
+        training_image_uri: Image of that job (the pipeline image).
+        serving: Deploy blessed models to a Vertex AI endpoint instead of a
+            filesystem push.
+        endpoint_name: Name of that endpoint.
+        serving_image_uri: Prediction container (stock TF; it serves the
+            brute-force model).
+        serving_machine_type: Machine type of the endpoint.
+    """
+
+    project: str
+    region: str
+    training: bool = False
+    training_machine_type: str = "n1-standard-8"
+    training_image_uri: str = ""
+    serving: bool = False
+    endpoint_name: str = ""
+    serving_image_uri: str = ""
+    serving_machine_type: str = "n1-standard-4"
+
+    def __post_init__(self) -> None:
+        if not self.project or not self.region:
+            raise ValueError(
+                f"VertexConfig needs project and region, got {self.project!r}, {self.region!r}"
+            )
+        if self.training and not self.training_image_uri:
+            raise ValueError("VertexConfig.training needs training_image_uri")
+        if self.serving and not (self.endpoint_name and self.serving_image_uri):
+            raise ValueError(
+                "VertexConfig.serving needs endpoint_name and serving_image_uri, got "
+                f"{self.endpoint_name!r}, {self.serving_image_uri!r}"
+            )
+
+    def training_job_spec(self) -> dict:
+        """Returns the Vertex AI CustomJob spec the cloud Trainer submits."""
+        return {
+            "project": self.project,
+            "worker_pool_specs": [
+                {
+                    "machine_spec": {"machine_type": self.training_machine_type},
+                    "replica_count": 1,
+                    "container_spec": {"image_uri": self.training_image_uri},
+                }
+            ],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """What the pipeline runs on and how; where it runs is the runner's business.
 
@@ -25,6 +80,8 @@ class PipelineConfig:
         gate: Evaluator thresholds.
         enable_cache: Reuse executions whose inputs did not change.
         beam_pipeline_args: Beam options for the Beam-based components.
+        vertex: Vertex AI Training / endpoint targets; None trains in the
+            orchestrator's worker and pushes to `serving_root`.
     """
 
     pipeline_name: str
@@ -38,6 +95,7 @@ class PipelineConfig:
     gate: GateConfig = GateConfig()
     enable_cache: bool = True
     beam_pipeline_args: tuple[str, ...] = ()
+    vertex: VertexConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_root"):

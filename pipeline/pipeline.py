@@ -48,14 +48,14 @@ def create_pipeline(
         ),
     )
     transform.add_upstream_node(anomalies_gate)
-    trainer = tfx.components.Trainer(
+    trainer = _trainer(
+        config,
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={MODEL_CONFIG_KEY: config.model.to_json_dict()},
     )
     baseline_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -68,14 +68,8 @@ def create_pipeline(
         baseline_model=baseline_resolver.outputs["model"],
         gate=config.gate,
     )
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.join(config.serving_root, config.model_name)
-            )
-        ),
+    pusher = _pusher(
+        config, model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"]
     )
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
@@ -95,4 +89,46 @@ def create_pipeline(
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),
+    )
+
+
+def _trainer(config: PipelineConfig, **kwargs) -> tfx.components.Trainer:
+    """The Trainer, in the orchestrator's worker or as a Vertex AI Training job."""
+    custom_config = {MODEL_CONFIG_KEY: config.model.to_json_dict()}
+    if config.vertex is None or not config.vertex.training:
+        return tfx.components.Trainer(custom_config=custom_config, **kwargs)
+    cloud = tfx.extensions.google_cloud_ai_platform
+    custom_config.update(
+        {
+            cloud.ENABLE_VERTEX_KEY: True,
+            cloud.VERTEX_REGION_KEY: config.vertex.region,
+            cloud.TRAINING_ARGS_KEY: config.vertex.training_job_spec(),
+        }
+    )
+    return cloud.Trainer(custom_config=custom_config, **kwargs)
+
+
+def _pusher(config: PipelineConfig, **kwargs) -> tfx.components.Pusher:
+    """The Pusher: versioned filesystem push, or deployment to a Vertex AI endpoint."""
+    if config.vertex is None or not config.vertex.serving:
+        destination = tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(config.serving_root, config.model_name)
+            )
+        )
+        return tfx.components.Pusher(push_destination=destination, **kwargs)
+    cloud = tfx.extensions.google_cloud_ai_platform
+    vertex = config.vertex
+    return cloud.Pusher(
+        custom_config={
+            cloud.ENABLE_VERTEX_KEY: True,
+            cloud.VERTEX_REGION_KEY: vertex.region,
+            cloud.VERTEX_CONTAINER_IMAGE_URI_KEY: vertex.serving_image_uri,
+            cloud.SERVING_ARGS_KEY: {
+                "project_id": vertex.project,
+                "endpoint_name": vertex.endpoint_name,
+                "machine_type": vertex.serving_machine_type,
+            },
+        },
+        **kwargs,
     )

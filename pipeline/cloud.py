@@ -1,0 +1,182 @@
+"""Configuration of a Kubeflow Pipelines v2 / Vertex AI deployment of the pipeline.
+
+A `CloudConfig` is read from a JSON file and/or command-line flags (never from
+code edits), validated up front, and turned into the runner-agnostic
+`PipelineConfig` plus the Beam arguments for Dataflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+from components.recommender_evaluator.spec import GateConfig
+from models import jsonable
+from models.config import ModelConfig
+from pipeline.config import PipelineConfig, VertexConfig
+
+IMAGE_SCHEMA_PATH = "/pipeline/schema/schema.pbtxt"
+"""Where the Dockerfile puts the curated schema inside the pipeline image."""
+
+_REQUIRED = ("project", "region", "pipeline_root", "data_root", "serving_root", "image_uri")
+_GCS_PATHS = ("pipeline_root", "data_root", "serving_root")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataflowConfig(jsonable.JsonDataclass):
+    """Dataflow workers for the Beam-based components (ExampleGen, statistics, Transform).
+
+    Attributes:
+        machine_type: Worker machine type.
+        max_num_workers: Autoscaling ceiling.
+        disk_size_gb: Worker boot disk size.
+    """
+
+    machine_type: str = "e2-standard-8"
+    max_num_workers: int = 10
+    disk_size_gb: int = 50
+
+    def __post_init__(self) -> None:
+        if self.max_num_workers <= 0 or self.disk_size_gb <= 0:
+            raise ValueError(
+                "dataflow max_num_workers and disk_size_gb must be positive, got "
+                f"{self.max_num_workers}, {self.disk_size_gb}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudConfig(jsonable.JsonDataclass):
+    """Everything a Kubeflow / Vertex AI run needs; required fields have no default.
+
+    Attributes:
+        project: Google Cloud project id.
+        region: Region of Dataflow, Vertex AI Pipelines, Training and endpoints.
+        pipeline_root: gs:// root of the pipeline's artifacts.
+        data_root: gs:// directory holding the logs and the catalogue.
+        serving_root: gs:// directory the Pusher writes versioned models under.
+        image_uri: Pipeline image (see Dockerfile) every component runs in; also
+            the Dataflow SDK container, so workers import the same code.
+        pipeline_name: Name of the pipeline on Vertex AI and in ML Metadata.
+        schema_path: Curated schema, by default the copy inside the image.
+        use_dataflow: Run Beam on Dataflow (else DirectRunner inside the pod).
+        dataflow: Dataflow worker settings.
+        vertex_training: Train on Vertex AI Training instead of in the pod.
+        training_machine_type: Vertex AI Training machine type.
+        vertex_serving: Also deploy the blessed model to a Vertex AI endpoint.
+        endpoint_name: Vertex AI endpoint name (defaults to the pipeline name).
+        serving_image_uri: Vertex AI prediction container for the stock model.
+        model: Trainer hyperparameters.
+        gate: Evaluator thresholds.
+        enable_cache: Let Vertex AI reuse executions whose inputs did not change.
+    """
+
+    project: str = ""
+    region: str = ""
+    pipeline_root: str = ""
+    data_root: str = ""
+    serving_root: str = ""
+    image_uri: str = ""
+    pipeline_name: str = "recommender"
+    schema_path: str = IMAGE_SCHEMA_PATH
+    use_dataflow: bool = True
+    dataflow: DataflowConfig = DataflowConfig()
+    vertex_training: bool = False
+    training_machine_type: str = "n1-standard-8"
+    vertex_serving: bool = False
+    endpoint_name: str = ""
+    serving_image_uri: str = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
+    model: ModelConfig = ModelConfig()
+    gate: GateConfig = GateConfig()
+    enable_cache: bool = True
+
+    def __post_init__(self) -> None:
+        missing = [name for name in _REQUIRED if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"CloudConfig is missing required value(s): {', '.join(missing)}")
+        bad = [f"{n}={getattr(self, n)!r}" for n in _GCS_PATHS if not _is_gcs(getattr(self, n))]
+        if bad:
+            raise ValueError(
+                f"CloudConfig paths must be gs://bucket/... URIs, got {', '.join(bad)}"
+            )
+
+    def beam_pipeline_args(self) -> tuple[str, ...]:
+        """Returns Beam options: Dataflow (runner v2, pipeline image) or in-pod DirectRunner."""
+        if not self.use_dataflow:
+            return ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+        return (
+            "--runner=DataflowRunner",
+            f"--project={self.project}",
+            f"--region={self.region}",
+            f"--temp_location={self.pipeline_root.rstrip('/')}/tmp",
+            f"--machine_type={self.dataflow.machine_type}",
+            f"--max_num_workers={self.dataflow.max_num_workers}",
+            f"--disk_size_gb={self.dataflow.disk_size_gb}",
+            "--experiments=use_runner_v2",
+            f"--sdk_container_image={self.image_uri}",
+        )
+
+    def pipeline_config(self) -> PipelineConfig:
+        """Returns the runner-agnostic configuration `create_pipeline` takes."""
+        vertex = None
+        if self.vertex_training or self.vertex_serving:
+            vertex = VertexConfig(
+                project=self.project,
+                region=self.region,
+                training=self.vertex_training,
+                training_machine_type=self.training_machine_type,
+                training_image_uri=self.image_uri,
+                serving=self.vertex_serving,
+                endpoint_name=self.endpoint_name or self.pipeline_name,
+                serving_image_uri=self.serving_image_uri,
+            )
+        return PipelineConfig(
+            pipeline_name=self.pipeline_name,
+            pipeline_root=self.pipeline_root,
+            data_root=self.data_root,
+            schema_path=self.schema_path,
+            serving_root=self.serving_root,
+            model=self.model,
+            gate=self.gate,
+            enable_cache=self.enable_cache,
+            beam_pipeline_args=self.beam_pipeline_args(),
+            vertex=vertex,
+        )
+
+
+def _is_gcs(path: str) -> bool:
+    return path.startswith("gs://") and len(path) > len("gs://") and not path[5:].startswith("/")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[CloudConfig, str]:
+    """Reads a `CloudConfig` from `--config` (JSON) overridden by flags.
+
+    Args:
+        argv: Command-line arguments (without the program name).
+
+    Returns:
+        The validated config and the path the compiled pipeline spec goes to.
+
+    Raises:
+        ValueError: on a missing required value, a non-gs:// path, an unknown
+            key in the file, or an unreadable file.
+    """
+    parser = argparse.ArgumentParser(description="Compile the pipeline for KFP v2 / Vertex AI.")
+    parser.add_argument("--config", help="JSON file with CloudConfig fields")
+    parser.add_argument("--output", default="recommender_pipeline.json", help="spec file")
+    for name in (*_REQUIRED, "pipeline_name", "endpoint_name"):
+        parser.add_argument(f"--{name}")
+    for name in ("use_dataflow", "vertex_training", "vertex_serving"):
+        parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None)
+    args = parser.parse_args(argv)
+    values = {}
+    if args.config:
+        if not os.path.isfile(args.config):
+            raise ValueError(f"--config file {args.config!r} does not exist")
+        with open(args.config) as f:
+            values = json.load(f)
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "output")}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return CloudConfig.from_json_dict(values), args.output

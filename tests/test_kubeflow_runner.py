@@ -1,0 +1,124 @@
+"""Compiles the pipeline for KFP v2 / Vertex AI (no cloud access) and checks the spec."""
+
+import json
+
+import pytest
+from google.protobuf import json_format
+from kfp import components
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+import kubeflow_runner
+from pipeline.cloud import CloudConfig, parse_args
+from pipeline.pipeline import create_pipeline
+
+IMAGE = "europe-docker.pkg.dev/my-project/rec/pipeline:1.0"
+REQUIRED = {
+    "project": "my-project",
+    "region": "europe-west4",
+    "pipeline_root": "gs://bucket/root",
+    "data_root": "gs://bucket/data",
+    "serving_root": "gs://bucket/serving",
+    "image_uri": IMAGE,
+}
+BEAM_EXECUTORS = ("MultiLogExampleGen", "StatisticsGen", "Transform")
+
+
+def _compile(tmp_path, extra_flags=(), **overrides) -> dict:
+    config_file = tmp_path / "cloud.json"
+    config_file.write_text(json.dumps({**REQUIRED, **overrides}))
+    output = tmp_path / "spec.json"
+    kubeflow_runner.main(["--config", str(config_file), "--output", str(output), *extra_flags])
+    return json.loads(output.read_text())
+
+
+def _container(spec: dict, task: str) -> dict:
+    return spec["pipelineSpec"]["deploymentSpec"]["executors"][f"{task}_executor"]["container"]
+
+
+def _local_edges(config: CloudConfig) -> dict[str, set[str]]:
+    pipeline = create_pipeline(config.pipeline_config())
+    return {c.id: {u.id for u in c.upstream_nodes} for c in pipeline.components}
+
+
+def test_compiled_spec_loads_in_kfp_and_keeps_the_dag(tmp_path):
+    spec = _compile(tmp_path)
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob())
+    loaded = components.load_component_from_text(json.dumps(spec["pipelineSpec"]))
+    tasks = loaded.pipeline_spec.root.dag.tasks
+
+    resolver = "latest_blessed_model_resolver"
+
+    def node(task: str) -> str:
+        return resolver if task.startswith(resolver) else task
+
+    compiled = {}
+    for name, task in tasks.items():
+        compiled.setdefault(node(name), set()).update(node(t) for t in task.dependent_tasks)
+    assert compiled == _local_edges(CloudConfig(**REQUIRED))
+    assert "AnomaliesGate" in compiled["Transform"]
+    assert compiled["Pusher"] == {"Trainer", "RecommenderEvaluator"}
+
+
+def test_image_and_dataflow_args_are_where_components_read_them(tmp_path):
+    spec = _compile(tmp_path)
+    executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values() if "container" in e} == {IMAGE}
+    for task in BEAM_EXECUTORS:
+        args = _container(spec, task)["args"]
+        assert "--runner=DataflowRunner" in args
+        assert "--project=my-project" in args
+        assert "--region=europe-west4" in args
+        assert "--temp_location=gs://bucket/root/tmp" in args
+        assert "--experiments=use_runner_v2" in args
+        assert f"--sdk_container_image={IMAGE}" in args
+    transform = spec["pipelineSpec"]["root"]["dag"]["tasks"]["Transform"]
+    fn = transform["inputs"]["parameters"]["preprocessing_fn"]["runtimeValue"]["constantValue"]
+    assert fn["stringValue"] == "models.preprocessing.preprocessing_fn"
+
+
+def test_direct_runner_in_the_pod_without_dataflow(tmp_path):
+    spec = _compile(tmp_path, extra_flags=["--no-use_dataflow"])
+    args = _container(spec, "Transform")["args"]
+    assert "--runner=DataflowRunner" not in args
+    assert "--direct_running_mode=multi_processing" in args
+
+
+def test_vertex_training_and_endpoint_are_wired_when_asked(tmp_path):
+    spec = _compile(tmp_path, vertex_training=True, vertex_serving=True, endpoint_name="recs")
+    assert "google_cloud_ai_platform" in " ".join(_container(spec, "Trainer")["args"])
+    assert "google_cloud_ai_platform" in " ".join(_container(spec, "Pusher")["args"])
+    params = spec["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    custom = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    pool = custom["ai_platform_training_args"]["worker_pool_specs"][0]
+    assert pool["container_spec"]["image_uri"] == IMAGE
+    assert custom["ai_platform_vertex_region"] == "europe-west4"
+    assert "model" in custom
+
+
+def test_flags_override_the_file(tmp_path):
+    config_file = tmp_path / "cloud.json"
+    config_file.write_text(json.dumps(REQUIRED))
+    config, output = parse_args(["--config", str(config_file), "--region", "us-central1"])
+    assert config.region == "us-central1"
+    assert output == "recommender_pipeline.json"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"project": ""}, "missing required value\\(s\\): project"),
+        ({"project": "", "image_uri": ""}, "project, image_uri"),
+        ({"pipeline_root": "/local/root"}, "gs://.*pipeline_root='/local/root'"),
+        ({"data_root": "s3://bucket/data"}, "data_root='s3://bucket/data'"),
+        ({"serving_root": "gs://"}, "serving_root='gs://'"),
+        ({"projekt": "typo"}, "unknown CloudConfig field\\(s\\) \\['projekt'\\]"),
+    ],
+)
+def test_config_errors_name_the_offending_value(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        CloudConfig.from_json_dict({**REQUIRED, **overrides})
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        parse_args(["--config", str(tmp_path / "nope.json")])
