@@ -24,7 +24,7 @@ setup(
     version="0.1.0",
     description="TFX pipeline training and shipping a multi-task TFRS recommender.",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline*", "components*", "models*"]),
+    packages=find_packages(include=["pipeline*", "components*", "models*", "serving*"]),
     py_modules=["local_runner", "kubeflow_runner"],
     install_requires=RUNTIME,
     extras_require={"dev": DEV},

@@ -1,24 +1,31 @@
 """Serving export: raw features in, top-K items or ratings out, Transform graph inside.
 
-Signatures of the exported SavedModel:
+Signatures of each exported SavedModel:
     retrieve(user_id: string[B], k: int32[]) -> item_ids string[B, k'], titles
         string[B, k'], scores float[B, k'] with k' = min(k, catalogue size).
     rate(user_id: string[B], item_id: string[B]) -> rating float[B].
     serving_default = retrieve.
 Unknown users map to the OOV bucket (a defined, popularity-like answer); unknown
-items in `rate` use the item tower's OOV representation.
+items in `rate` use the item tower's OOV representation. When the module holds
+the users' seen items, `retrieve` never returns an item the user already
+interacted with in training unless fewer than k unseen items are left; those
+come last with the lowest float score.
+
+The same module is exported twice: with a brute-force index (stock TF ops) and
+with a ScaNN index (needs ScaNN's custom ops at load and serve time).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from models import features as F
+from models.index import ScannConfig, SeenItems, build_index
 from models.model import MultiTaskRecommender
 
 SIGNATURES = ("serving_default", "retrieve", "rate")
+SCANN_SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 
 
 def as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
@@ -34,22 +41,63 @@ def as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
     return tf.reshape(values, [-1, *spec.shape])
 
 
+class CatalogEmbeddings:
+    """The catalogue's ids, titles and item-tower embeddings, computed once per export.
+
+    Args:
+        model: The trained recommender.
+        catalog: Batches of transformed catalogue features (with item_id, title).
+
+    Attributes:
+        item_ids: [N] string ids; row r of every tensor is catalogue row r.
+        titles: [N] strings.
+        item_idx: [N] int64 Transform item indices.
+        embeddings: [N + 1, d]; the last row is the OOV item's representation.
+    """
+
+    def __init__(self, model: MultiTaskRecommender, catalog: tf.data.Dataset):
+        ids, titles, idx, embeddings = [], [], [], []
+        for batch in catalog:
+            ids.append(batch[F.ITEM_ID])
+            titles.append(batch[F.TITLE])
+            idx.append(batch[F.ITEM_IDX])
+            embeddings.append(model.item_tower(batch))
+        if not ids:
+            raise ValueError("the catalogue split is empty: nothing to retrieve")
+        oov = model.item_tower(model.item_tower.oov_features())
+        self.item_ids = tf.concat(ids, 0)
+        self.titles = tf.concat(titles, 0)
+        self.item_idx = tf.concat(idx, 0)
+        self.embeddings = tf.concat([*embeddings, oov], 0)
+
+    @property
+    def size(self) -> int:
+        """Number of catalogue items N."""
+        return int(self.item_ids.shape[0])
+
+
 class ServingModule(tf.Module):
-    """Wraps a trained model, the Transform layer and the embedded catalogue.
+    """Wraps a trained model, the Transform layer, the catalogue and its index.
 
     Args:
         model: The trained recommender.
         tf_transform_output: Transform output whose graph is embedded.
-        catalog: Batches of transformed catalogue features (with item_id, title).
-        default_k: Default depth of the brute-force index (requests pass k).
+        catalog: The catalogue's embeddings (see `CatalogEmbeddings`).
+        index_kind: "brute_force" or "scann".
+        default_k: Default depth of the index (requests pass k).
+        scann: ScaNN parameters when `index_kind` is "scann".
+        seen: Items each known user already has; None disables the filter.
     """
 
     def __init__(
         self,
         model: MultiTaskRecommender,
         tf_transform_output: tft.TFTransformOutput,
-        catalog: tf.data.Dataset,
+        catalog: CatalogEmbeddings,
+        index_kind: str = "brute_force",
         default_k: int = 100,
+        scann: ScannConfig | None = None,
+        seen: SeenItems | None = None,
     ):
         super().__init__()
         # Only what serving needs: the retrieval task (and its metric's candidate
@@ -58,22 +106,16 @@ class ServingModule(tf.Module):
         self.rating_tower = model.rating_tower
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._raw_spec = tf_transform_output.raw_feature_spec()
-        ids, titles, embeddings = [], [], []
-        for batch in catalog:
-            ids.append(batch[F.ITEM_ID])
-            titles.append(batch[F.TITLE])
-            embeddings.append(model.item_tower(batch))
-        self.item_ids = tf.Variable(tf.concat(ids, 0), trainable=False, name="item_ids")
-        self.titles = tf.Variable(tf.concat(titles, 0), trainable=False, name="titles")
-        self.num_items = int(self.item_ids.shape[0])
-        oov = model.item_tower(model.item_tower.oov_features())
+        self.num_items = catalog.size
+        self.item_ids = tf.Variable(catalog.item_ids, trainable=False, name="item_ids")
+        self.titles = tf.Variable(catalog.titles, trainable=False, name="titles")
         self.item_embeddings = tf.Variable(
-            tf.concat([*embeddings, oov], 0), trainable=False, name="item_embeddings"
+            catalog.embeddings, trainable=False, name="item_embeddings"
         )
-        self.index = tfrs.layers.factorized_top_k.BruteForce(k=min(default_k, self.num_items))
-        self.index.index(
-            self.item_embeddings[: self.num_items], tf.range(self.num_items, dtype=tf.int32)
+        self.index = build_index(
+            index_kind, catalog.embeddings[: self.num_items], k=default_k, scann=scann
         )
+        self.seen = seen
         self.item_rows = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 self.item_ids, tf.range(self.num_items, dtype=tf.int64)
@@ -81,9 +123,8 @@ class ServingModule(tf.Module):
             default_value=self.num_items,
         )
 
-    def _users(self, user_id: tf.Tensor) -> tf.Tensor:
-        raw = {F.USER_ID: as_raw_feature(user_id, self._raw_spec[F.USER_ID])}
-        return self.user_tower(self.tft_layer(raw))
+    def _transform(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self.tft_layer({F.USER_ID: as_raw_feature(user_id, self._raw_spec[F.USER_ID])})
 
     @tf.function(
         input_signature=[
@@ -92,10 +133,21 @@ class ServingModule(tf.Module):
         ]
     )
     def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Top-k catalogue items per user, best first."""
+        """Top-k catalogue items per user, best first (seen items excluded)."""
         tf.debugging.assert_positive(k, message="k must be a positive integer")
         k = tf.minimum(k, self.num_items)
-        scores, rows = self.index(self._users(user_id), k=k)
+        features = self._transform(user_id)
+        queries = self.user_tower(features)
+        if self.seen is None:
+            scores, rows = self.index(queries, k=k)
+        else:
+            users = features[F.USER_IDX]
+            fetch = tf.minimum(k + self.seen.max_count(users), self.num_items)
+            scores, rows = self.index(queries, k=fetch)
+            hidden = self.seen.contains(users, rows)
+            scores = tf.where(hidden, tf.float32.min, scores)
+            top = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(scores)[1]))
+            scores, rows = top.values, tf.gather(rows, top.indices, batch_dims=1)
         return {
             "item_ids": tf.gather(self.item_ids, rows),
             "titles": tf.gather(self.titles, rows),
@@ -114,12 +166,16 @@ class ServingModule(tf.Module):
             tf.shape(user_id), tf.shape(item_id), message="user_id and item_id must align"
         )
         items = tf.gather(self.item_embeddings, self.item_rows.lookup(item_id))
-        rating = self.rating_tower((self._users(user_id), items))
+        rating = self.rating_tower((self.user_tower(self._transform(user_id)), items))
         return {"rating": tf.reshape(rating, [-1])}
 
 
 def export_serving_model(module: ServingModule, export_dir: str) -> None:
-    """Saves `module` with the retrieve/rate/serving_default signatures."""
+    """Saves `module` with the retrieve/rate/serving_default signatures.
+
+    A ScaNN module is saved with the "Scann" op namespace allowed; loading it
+    needs `import scann` first.
+    """
     retrieve = module.retrieve.get_concrete_function()
     tf.saved_model.save(
         module,
@@ -129,4 +185,5 @@ def export_serving_model(module: ServingModule, export_dir: str) -> None:
             "retrieve": retrieve,
             "rate": module.rate.get_concrete_function(),
         },
+        options=SCANN_SAVE_OPTIONS,
     )

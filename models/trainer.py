@@ -13,7 +13,7 @@ MODEL_CONFIG_KEY = "model"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Trains the multi-task recommender and writes the serving SavedModel.
+    """Trains the recommender; writes the brute-force serving model and its ScaNN twin.
 
     Raises:
         ValueError: if `custom_config` lacks the model config.
@@ -34,4 +34,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         catalog,
         log_dir=fn_args.model_run_dir,
     )
-    training.export(model, config, tf_transform_output, catalog, fn_args.serving_model_dir)
+    training.export(
+        model,
+        config,
+        tf_transform_output,
+        fn_args.train_files,
+        catalog,
+        fn_args.serving_model_dir,
+    )

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features as F
 from models.config import ModelConfig
-from models.data import event_statistics, read_transformed, with_item_probability
-from models.export import ServingModule, export_serving_model
+from models.data import event_statistics, read_transformed, user_item_pairs, with_item_probability
+from models.export import CatalogEmbeddings, ServingModule, export_serving_model
+from models.index import SeenItems
 from models.model import MultiTaskRecommender, build_model
+from serving.client import write_warmup_requests
 
 CATALOG_BATCH = 2048
 EVAL_BATCH = 4096
+SCANN_DIR_NAME = "Format-Serving-ScaNN"
 
 
 def require_legacy_keras() -> None:
@@ -87,14 +92,67 @@ def train(
     return model, final
 
 
+def scann_model_dir(serving_model_dir: str) -> str:
+    """Where the ScaNN twin of a serving model lives: a sibling `Format-Serving-ScaNN`."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), SCANN_DIR_NAME)
+
+
+def seen_items(
+    catalog: CatalogEmbeddings,
+    tf_transform_output: tft.TFTransformOutput,
+    train_pattern: str | list[str],
+) -> SeenItems:
+    """Maps the training events' (user, item) pairs to catalogue rows."""
+    users, items = user_item_pairs(read_transformed(train_pattern, tf_transform_output, EVAL_BATCH))
+    num_items = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
+    row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
+    row_of[catalog.item_idx.numpy()] = np.arange(catalog.size)
+    num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB) + F.OOV_BUCKETS
+    return SeenItems(users, row_of[items], num_users=num_users, num_rows=catalog.size)
+
+
 def export(
     model: MultiTaskRecommender,
     config: ModelConfig,
     tf_transform_output: tft.TFTransformOutput,
+    train_pattern: str | list[str],
     catalog_pattern: str | list[str],
     export_dir: str,
-) -> None:
-    """Exports the serving SavedModel (see models.export) to `export_dir`."""
-    catalog = read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
-    module = ServingModule(model, tf_transform_output, catalog, default_k=config.serving_k)
-    export_serving_model(module, export_dir)
+    model_name: str = "recommender",
+) -> dict[str, str]:
+    """Exports the brute-force serving model and its ScaNN twin, with warmup requests.
+
+    Args:
+        model: The trained recommender.
+        config: Hyperparameters (serving_k, exclude_seen, scann).
+        tf_transform_output: Transform output embedded in the models.
+        train_pattern: Transformed training events (the users' seen items).
+        catalog_pattern: Transformed catalogue rows.
+        export_dir: Directory of the brute-force model; the ScaNN model goes to
+            `scann_model_dir(export_dir)`.
+        model_name: Model name written into the warmup requests.
+
+    Returns:
+        The two export directories, keyed "brute_force" and "scann".
+    """
+    catalog = CatalogEmbeddings(
+        model, read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
+    )
+    seen = seen_items(catalog, tf_transform_output, train_pattern) if config.exclude_seen else None
+    users = [u.decode() for u in tf_transform_output.vocabulary_by_name(F.USER_VOCAB)[:3]]
+    users.append("warmup-unknown-user")
+    items = [i.decode() for i in catalog.item_ids[: len(users)].numpy()]
+    dirs = {"brute_force": export_dir, "scann": scann_model_dir(export_dir)}
+    for kind, directory in dirs.items():
+        module = ServingModule(
+            model,
+            tf_transform_output,
+            catalog,
+            index_kind=kind,
+            default_k=config.serving_k,
+            scann=config.scann,
+            seen=seen,
+        )
+        export_serving_model(module, directory)
+        write_warmup_requests(directory, users, items[: len(users)], model_name)
+    return dirs

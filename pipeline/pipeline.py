@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base.base_component import BaseComponent
 
 from components.anomalies_gate import AnomaliesGate
 from components.multilog_example_gen.component import MultiLogExampleGen
 from components.multilog_example_gen.spec import CATALOG_SPLIT
 from components.recommender_evaluator.component import RecommenderEvaluator
+from components.recommender_pusher.component import RecommenderPusher
 from models.trainer import MODEL_CONFIG_KEY
 from pipeline.config import PipelineConfig
 
@@ -108,15 +108,12 @@ def _trainer(config: PipelineConfig, **kwargs) -> tfx.components.Trainer:
     return cloud.Trainer(custom_config=custom_config, **kwargs)
 
 
-def _pusher(config: PipelineConfig, **kwargs) -> tfx.components.Pusher:
-    """The Pusher: versioned filesystem push, or deployment to a Vertex AI endpoint."""
+def _pusher(config: PipelineConfig, **kwargs) -> BaseComponent:
+    """Versioned, atomic push of both models, or deployment to a Vertex AI endpoint."""
     if config.vertex is None or not config.vertex.serving:
-        destination = tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.join(config.serving_root, config.model_name)
-            )
+        return RecommenderPusher(
+            serving_root=config.serving_root, model_name=config.model_name, **kwargs
         )
-        return tfx.components.Pusher(push_destination=destination, **kwargs)
     cloud = tfx.extensions.google_cloud_ai_platform
     vertex = config.vertex
     return cloud.Pusher(

@@ -56,7 +56,7 @@ def test_compiled_spec_loads_in_kfp_and_keeps_the_dag(tmp_path):
         compiled.setdefault(node(name), set()).update(node(t) for t in task.dependent_tasks)
     assert compiled == _local_edges(CloudConfig(**REQUIRED))
     assert "AnomaliesGate" in compiled["Transform"]
-    assert compiled["Pusher"] == {"Trainer", "RecommenderEvaluator"}
+    assert compiled["RecommenderPusher"] == {"Trainer", "RecommenderEvaluator"}
 
 
 def test_image_and_dataflow_args_are_where_components_read_them(tmp_path):

@@ -1,18 +1,22 @@
 """End-to-end LocalDagRunner runs on a slice of the embedded MovieLens logs."""
 
 import csv
+import dataclasses
 import os
 
 import pytest
+import scann  # noqa: F401  (registers the ScaNN ops the _scann model needs)
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
+from components.multilog_example_gen.executor import split_of
 from components.recommender_evaluator.spec import GateConfig
 from models.config import ModelConfig
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
+from serving import client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, os.pardir, "data", "movielens")
@@ -27,7 +31,7 @@ COMPONENTS = {
     "Transform",
     "Trainer",
     "RecommenderEvaluator",
-    "Pusher",
+    "RecommenderPusher",
 }
 
 
@@ -85,9 +89,18 @@ def executions_by_component(connection):
         return result
 
 
-def pushed_versions(config):
-    model_dir = os.path.join(config.serving_root, config.model_name)
+def pushed_versions(config, suffix=""):
+    """Every entry of the model's serving directory (a stray temp dir would show)."""
+    model_dir = os.path.join(config.serving_root, config.model_name + suffix)
     return sorted(os.listdir(model_dir)) if os.path.isdir(model_dir) else []
+
+
+def read_tree(directory):
+    return {
+        os.path.relpath(os.path.join(d, f), directory): open(os.path.join(d, f), "rb").read()
+        for d, _, files in os.walk(directory)
+        for f in files
+    }
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +126,11 @@ def test_model_is_blessed_and_pushed_in_serving_layout(first_run):
     assert [b.custom_properties["blessed"].int_value for b in blessings] == [1]
     versions = pushed_versions(config)
     assert len(versions) == 1 and versions[0].isdigit()
-    version_dir = os.path.join(config.serving_root, config.model_name, versions[0])
-    assert tf.saved_model.contains_saved_model(version_dir)
+    assert pushed_versions(config, "_scann") == versions
+    for suffix in ("", "_scann"):
+        version_dir = os.path.join(config.serving_root, config.model_name + suffix, versions[0])
+        assert tf.saved_model.contains_saved_model(version_dir)
+        assert len(client.read_warmup_requests(version_dir)) == 3
 
 
 def test_pushed_model_answers_raw_requests(first_run):
@@ -134,33 +150,83 @@ def test_pushed_model_answers_raw_requests(first_run):
     assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
     rating = loaded.signatures["rate"](user_id=tf.constant([b"1"]), item_id=tf.constant([b"1"]))
     assert 0.0 < float(rating["rating"][0]) < 6.0
+    ingest = config.ingest
+    with open(os.path.join(DATA, "ratings.csv"), newline="") as f:
+        trained = {
+            r["movieId"]
+            for r in csv.DictReader(f)
+            if r["userId"] == "1"
+            and split_of("1", r["movieId"], ingest.seed, ingest.eval_percent) == 0
+        }
+    top = loaded.signatures["retrieve"](user_id=tf.constant([b"1"]), k=tf.constant(100))
+    assert len(trained) > 100
+    assert not trained & {i.decode() for i in top["item_ids"].numpy()[0]}  # seen items excluded
+
+
+def test_scann_twin_agrees_with_brute_force(first_run):
+    _, config, _ = first_run
+    version = pushed_versions(config)[0]
+    answers = []
+    for suffix in ("", "_scann"):
+        loaded = tf.saved_model.load(
+            os.path.join(config.serving_root, config.model_name + suffix, version)
+        )
+        request = client.retrieve_request([str(u) for u in range(1, MAX_USER + 1)], 100, "m")
+        answers.append(client.parse_retrieve_response(client.predict_in_process(loaded, request)))
+    overlap = [
+        len({r.item_id for r in bf} & {r.item_id for r in sc}) / 100
+        for bf, sc in zip(*answers, strict=True)
+    ]
+    assert sum(overlap) / len(overlap) >= 0.9
 
 
 def test_second_run_reuses_cached_executions(first_run):
     """Run 2: everything up to Trainer is cached; the Evaluator re-runs because the
-    resolver now supplies run 1's blessed model as baseline, and the stock Pusher
-    re-pushes that same (cached) model under a new version, as in TFX's penguin
-    e2e test."""
+    resolver now supplies run 1's blessed model as baseline, and the Pusher sees
+    that this very model is already the latest pushed version and pushes nothing."""
     tmp, config, connection = first_run
+    before = pushed_versions(config)
     run(config, tmp)
     states = executions_by_component(connection)
-    for name in COMPONENTS - {"RecommenderEvaluator", "Pusher"}:
+    for name in COMPONENTS - {"RecommenderEvaluator", "RecommenderPusher"}:
         assert states[name] == [COMPLETE, CACHED], (name, states[name])
     assert states["RecommenderEvaluator"] == [COMPLETE, COMPLETE]
     with metadata.Metadata(connection) as m:
         blessings = m.store.get_artifacts_by_type("ModelBlessing")
         models = m.store.get_artifacts_by_type("Model")
+        pushes = m.store.get_artifacts_by_type("PushedModel")
     assert len(models) == 1
     latest = max(blessings, key=lambda b: b.id)
     assert latest.custom_properties["baseline_model_id"].int_value == models[0].id
     assert latest.custom_properties["blessed"].int_value == 1
-    versions = pushed_versions(config)
-    assert len(versions) == 2
-    first, second = (
-        open(os.path.join(config.serving_root, config.model_name, v, "saved_model.pb"), "rb").read()
-        for v in versions
+    assert pushed_versions(config) == pushed_versions(config, "_scann") == before
+    latest_push = max(pushes, key=lambda p: p.id)
+    assert latest_push.custom_properties["pushed"].int_value == 1
+    assert latest_push.custom_properties["pushed_version"].string_value == before[0]
+
+
+def test_worse_model_is_not_pushed_and_served_version_stays(first_run):
+    """Run 3: a barely trained model is worse than the blessed baseline; the gate
+    refuses it and the pushed versions stay byte for byte as they were."""
+    tmp, config, connection = first_run
+    served = {
+        s: read_tree(os.path.join(config.serving_root, config.model_name + s))
+        for s in ("", "_scann")
+    }
+    worse = dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, epochs=1, learning_rate=1e-5),
+        gate=dataclasses.replace(config.gate, max_rmse_increase=0.0, max_accuracy_decrease=0.0),
     )
-    assert first == second
+    run(worse, tmp)
+    with metadata.Metadata(connection) as m:
+        latest = max(m.store.get_artifacts_by_type("ModelBlessing"), key=lambda b: b.id)
+        push = max(m.store.get_artifacts_by_type("PushedModel"), key=lambda p: p.id)
+    assert latest.custom_properties["blessed"].int_value == 0
+    assert "baseline" in latest.custom_properties["blessing_message"].string_value
+    assert push.custom_properties["pushed"].int_value == 0
+    for suffix, tree in served.items():
+        assert read_tree(os.path.join(config.serving_root, config.model_name + suffix)) == tree
 
 
 def drop_rating_column(name, header, body):
