@@ -10,6 +10,7 @@ def main() -> None:
     """Parses flags, runs the pipeline and prints where the model was pushed."""
     from tfx import v1 as tfx
 
+    from models.config import TuningConfig
     from pipeline.config import PipelineConfig
     from pipeline.pipeline import create_pipeline
 
@@ -18,6 +19,7 @@ def main() -> None:
     parser.add_argument("--data_root", default=os.path.join(here, "data", "movielens"))
     parser.add_argument("--output_dir", default=os.path.join(here, "output"))
     parser.add_argument("--no_cache", action="store_true", help="re-run every component")
+    parser.add_argument("--tune", action="store_true", help="add the Tuner (KerasTuner search)")
     parser.add_argument(
         "--direct_num_workers",
         type=int,
@@ -35,6 +37,7 @@ def main() -> None:
         schema_path=os.path.join(here, "schema", "schema.pbtxt"),
         serving_root=os.path.join(out, "serving"),
         enable_cache=not args.no_cache,
+        tuning=TuningConfig() if args.tune else None,
         beam_pipeline_args=(
             f"--direct_running_mode={mode}",
             f"--direct_num_workers={args.direct_num_workers}",

@@ -10,6 +10,9 @@ from models import jsonable
 DCN_STRUCTURES = ("stacked", "parallel")
 SCANN_SEARCHED_PER_RESULT = 20
 """Default ScaNN searches enough leaves to score this many candidates per result."""
+SCANN_SEARCH_SHARE_SCALE = 2.0
+"""Default ScaNN searches 2 / N**0.2 of its leaves (32% at 10K, 20% at 100K, 13% at 1M):
+the smallest share that kept recall@100 >= 0.95 in a sweep at each size."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +50,8 @@ class ScannConfig(jsonable.JsonDataclass):
     """ScaNN index parameters; None picks a default scaled by the catalogue size.
 
     Defaults for N candidates and k results: `num_leaves` ~ sqrt(N) (at most
-    N / 50, so a leaf holds 50+ items); `num_leaves_to_search` covers at least
-    20 * k candidates and 5% of the leaves; `num_reordering_candidates` =
+    N / 50, so a leaf holds 50+ items); `num_leaves_to_search` is 2 / N**0.2 of
+    the leaves and covers at least 20 * k candidates; `num_reordering_candidates` =
     max(1000, 10 * k), rescored exactly. On the benchmark's catalogues this keeps
     recall@100 against brute force >= 0.95 (benchmarks/results/scann.md).
 
@@ -89,7 +92,8 @@ class ScannConfig(jsonable.JsonDataclass):
             1, min(round(math.sqrt(num_candidates)), num_candidates // 50)
         )
         per_leaf = num_candidates / leaves
-        wanted = max(math.ceil(0.05 * leaves), math.ceil(SCANN_SEARCHED_PER_RESULT * k / per_leaf))
+        share = SCANN_SEARCH_SHARE_SCALE / num_candidates**0.2
+        wanted = max(math.ceil(share * leaves), math.ceil(SCANN_SEARCHED_PER_RESULT * k / per_leaf))
         to_search = self.num_leaves_to_search or min(leaves, wanted)
         if to_search > leaves:
             raise ValueError(f"num_leaves_to_search {to_search} exceeds num_leaves {leaves}")
@@ -145,3 +149,43 @@ class ModelConfig(jsonable.JsonDataclass):
             raise ValueError("at least one of retrieval_weight and rating_weight must be > 0")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningConfig(jsonable.JsonDataclass):
+    """Search budget and space.
+
+    Attributes:
+        max_trials: Configurations tried (random search).
+        epochs: Training epochs per trial.
+        validation_percent: Share of training events held out to score trials.
+        retrieval_weights: Candidate retrieval loss weights.
+        rating_weights: Candidate rating loss weights.
+        dcn_structures: Candidate DCN structures.
+        dcn_cross_layers: Candidate numbers of cross layers.
+        dcn_projection_dims: Candidate low-rank sizes; 0 means full rank.
+        seed: Seed of the search.
+    """
+
+    max_trials: int = 8
+    epochs: int = 2
+    validation_percent: int = 10
+    retrieval_weights: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    rating_weights: tuple[float, ...] = (0.5, 1.0, 2.0)
+    dcn_structures: tuple[str, ...] = ("stacked", "parallel")
+    dcn_cross_layers: tuple[int, ...] = (1, 2, 3)
+    dcn_projection_dims: tuple[int, ...] = (0, 16)
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.max_trials <= 0 or self.epochs <= 0:
+            raise ValueError(
+                f"max_trials and epochs must be positive, got {self.max_trials}, {self.epochs}"
+            )
+        if not 0 < self.validation_percent < 100:
+            raise ValueError(
+                f"validation_percent must be in (0, 100), got {self.validation_percent}"
+            )
+        for name in ("retrieval_weights", "rating_weights", "dcn_structures", "dcn_cross_layers"):
+            if not getattr(self, name):
+                raise ValueError(f"TuningConfig.{name} must not be empty")

@@ -20,6 +20,8 @@ GENRES: Final = "genres"
 USER_IDX: Final = "user_idx"
 ITEM_IDX: Final = "item_idx"
 GENRE_IDS: Final = "genre_ids"
+TITLE_TOKENS: Final = "title_tokens"
+YEAR_BUCKET: Final = "year_bucket"
 RATING_MASK: Final = "rating_mask"
 
 # Added by the training input pipeline (not by Transform): the share of
@@ -30,12 +32,25 @@ ITEM_PROB: Final = "item_sampling_probability"
 USER_VOCAB: Final = "user_id_vocab"
 ITEM_VOCAB: Final = "item_id_vocab"
 GENRE_VOCAB: Final = "genre_vocab"
+TITLE_VOCAB: Final = "title_token_vocab"
 
 OOV_BUCKETS: Final = 1
 """Each id vocabulary maps unknown values to one extra bucket at index `size`."""
 
 MAX_GENRES: Final = 10
 """Genre slots per item; genre ids are shifted by one so that 0 is padding."""
+
+MAX_TITLE_TOKENS: Final = 8
+"""Title token slots per item (lower-cased words without the year); 0 pads."""
+
+TITLE_MIN_COUNT: Final = 2
+"""Title tokens seen fewer times (in train + catalogue rows) share the OOV id."""
+
+YEAR_BUCKETS: Final = 20
+"""Release-year quantile buckets (boundaries computed by Transform); 0 = no year."""
+
+ITEM_TOKEN_FEATURES: Final = (GENRE_IDS, TITLE_TOKENS, YEAR_BUCKET)
+"""Padded id-list item features the item tower mean-pools (0 is padding)."""
 
 PASSTHROUGH: Final = (ITEM_ID, TITLE)
 """Raw string features copied to the transformed examples (candidate ids, titles)."""

@@ -29,47 +29,58 @@ class UserTower(tf.keras.layers.Layer):
 
 
 class ItemTower(tf.keras.layers.Layer):
-    """Maps transformed item features (id, genres) to a [batch, dim] representation.
+    """Maps transformed item features to a [batch, dim] representation.
 
-    Genres are mean-pooled over the non-padding slots, so items with few or no
-    genres get comparable scales.
+    The id embedding is concatenated with one mean-pooled embedding per padded
+    id-list feature (genres, title tokens, release-year bucket; id 0 pads), so
+    items with few or no tokens get comparable scales, then projected to `dim`.
+    Cold or rare items still get a representation from their content.
 
     Args:
         num_items: Size of the item vocabulary (the OOV bucket is added here).
-        num_genres: Size of the genre vocabulary (padding and OOV are added here).
+        token_vocab_sizes: Vocabulary size of each id-list feature, keyed by
+            feature name (padding and OOV ids are added here).
         dim: Output size.
+
+    Raises:
+        ValueError: on a non-positive vocabulary size.
     """
 
-    def __init__(self, num_items: int, num_genres: int, dim: int, **kwargs):
+    def __init__(self, num_items: int, token_vocab_sizes: dict[str, int], dim: int, **kwargs):
         super().__init__(**kwargs)
-        if num_items <= 0 or num_genres <= 0:
-            raise ValueError(f"vocabulary sizes must be positive, got {num_items}, {num_genres}")
+        sizes = {"items": num_items, **token_vocab_sizes}
+        bad = {k: v for k, v in sizes.items() if v <= 0}
+        if bad:
+            raise ValueError(f"vocabulary sizes must be positive, got {bad}")
         self.num_items = num_items
         self.item_embedding = tf.keras.layers.Embedding(
             num_items + F.OOV_BUCKETS, dim, name="item_id"
         )
-        self.genre_embedding = tf.keras.layers.Embedding(
-            num_genres + F.OOV_BUCKETS + 1, dim, name="genres"
-        )
+        self.token_embeddings = {
+            name: tf.keras.layers.Embedding(size + F.OOV_BUCKETS + 1, dim, name=name)
+            for name, size in sorted(token_vocab_sizes.items())
+        }
         self.projection = tf.keras.layers.Dense(dim, name="item_projection")
 
     def oov_features(self) -> dict[str, tf.Tensor]:
-        """Features of one unknown item: the OOV id bucket and no genres."""
+        """Features of one unknown item: the OOV id bucket and no tokens."""
         return {
             F.ITEM_IDX: tf.constant([self.num_items], tf.int64),
-            F.GENRE_IDS: tf.zeros([1, F.MAX_GENRES], tf.int64),
+            **{name: tf.zeros([1, 1], tf.int64) for name in self.token_embeddings},
         }
 
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         """Returns item embeddings [batch, dim]."""
-        genres = features[F.GENRE_IDS]
-        mask = tf.cast(tf.expand_dims(genres > 0, -1), tf.float32)
-        pooled = tf.math.divide_no_nan(
-            tf.reduce_sum(self.genre_embedding(genres) * mask, axis=1),
-            tf.reduce_sum(mask, axis=1),
-        )
-        ids = self.item_embedding(features[F.ITEM_IDX])
-        return self.projection(tf.concat([ids, pooled], axis=-1))
+        parts = [self.item_embedding(features[F.ITEM_IDX])]
+        for name, embedding in self.token_embeddings.items():
+            ids = features[name]
+            mask = tf.cast(tf.expand_dims(ids > 0, -1), tf.float32)
+            parts.append(
+                tf.math.divide_no_nan(
+                    tf.reduce_sum(embedding(ids) * mask, axis=1), tf.reduce_sum(mask, axis=1)
+                )
+            )
+        return self.projection(tf.concat(parts, axis=-1))
 
 
 class DCNRatingTower(tf.keras.layers.Layer):

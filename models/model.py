@@ -98,7 +98,7 @@ def build_model(
     config: ModelConfig,
     num_users: int,
     num_items: int,
-    num_genres: int,
+    token_vocab_sizes: dict[str, int],
     candidates: tf.data.Dataset | None = None,
     rating_prior: float = 0.0,
 ) -> MultiTaskRecommender:
@@ -108,13 +108,14 @@ def build_model(
         config: Hyperparameters.
         num_users: User vocabulary size.
         num_items: Item vocabulary size.
-        num_genres: Genre vocabulary size.
+        token_vocab_sizes: Vocabulary sizes of the item's id-list features
+            (see `ItemTower`).
         candidates: Batched transformed catalogue features; when given, the
             retrieval task reports FactorizedTopK metrics (top-10/100) over them.
         rating_prior: Initial bias of the rating head (the mean training rating).
     """
     tf.keras.utils.set_random_seed(config.seed)
-    item_tower = ItemTower(num_items, num_genres, config.embedding_dim, name="item_tower")
+    item_tower = ItemTower(num_items, token_vocab_sizes, config.embedding_dim, name="item_tower")
     metrics = None
     if candidates is not None:
         metrics = tfrs.metrics.FactorizedTopK(

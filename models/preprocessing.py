@@ -40,6 +40,37 @@ def genre_ids(genres: tf.SparseTensor) -> tf.Tensor:
     return tf.ensure_shape(dense, [None, F.MAX_GENRES])
 
 
+_YEAR = r".*\((\d{4})\)\s*$"
+
+
+def title_tokens(title: tf.Tensor) -> tf.Tensor:
+    """Maps [batch] titles to [batch, MAX_TITLE_TOKENS] word ids (vocabulary index + 1; 0 pads).
+
+    The trailing "(year)" is dropped, words are lower-cased and split on
+    non-alphanumerics; words rarer than TITLE_MIN_COUNT share the OOV id.
+    """
+    text = tf.strings.lower(tf.strings.regex_replace(title, r"\(\d{4}\)\s*$", ""))
+    words = tf.strings.split(tf.strings.regex_replace(text, r"[^a-z0-9]+", " ")).to_sparse()
+    ids = tft.compute_and_apply_vocabulary(
+        words,
+        frequency_threshold=F.TITLE_MIN_COUNT,
+        num_oov_buckets=F.OOV_BUCKETS,
+        vocab_filename=F.TITLE_VOCAB,
+    )
+    dense = tf.sparse.to_dense(tf.sparse.map_values(tf.add, ids, tf.constant(1, tf.int64)))
+    dense = tf.pad(dense, [[0, 0], [0, F.MAX_TITLE_TOKENS]])[:, : F.MAX_TITLE_TOKENS]
+    return tf.ensure_shape(dense, [None, F.MAX_TITLE_TOKENS])
+
+
+def year_bucket(title: tf.Tensor) -> tf.Tensor:
+    """Maps [batch] titles to [batch, 1] release-year quantile buckets + 1 (0: no year)."""
+    has_year = tf.strings.regex_full_match(title, _YEAR)
+    digits = tf.strings.regex_replace(title, _YEAR, r"\1")
+    year = tf.where(has_year, tf.strings.to_number(tf.where(has_year, digits, "0")), 0.0)
+    buckets = tft.bucketize(year, F.YEAR_BUCKETS, weights=tf.cast(has_year, tf.float32))
+    return tf.expand_dims(tf.where(has_year, buckets + 1, tf.zeros_like(buckets)), -1)
+
+
 def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
     """Builds user/item/genre vocabularies and the model's features.
 
@@ -47,8 +78,10 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         inputs: Raw features as parsed by the curated schema (see models.features).
 
     Returns:
-        Transformed features, each shaped [batch] except `genre_ids` [batch, MAX_GENRES]:
-        user_idx, item_idx (int64, OOV bucket = vocabulary size), genre_ids,
+        Transformed features, each shaped [batch] except the padded id lists
+        `genre_ids` [batch, MAX_GENRES], `title_tokens` [batch, MAX_TITLE_TOKENS]
+        and `year_bucket` [batch, 1]:
+        user_idx, item_idx (int64, OOV bucket = vocabulary size),
         rating (0 where absent), rating_mask (1 where a rating exists), and the
         item_id and title strings passed through for candidate export.
     """
@@ -67,6 +100,8 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
             item, num_oov_buckets=F.OOV_BUCKETS, vocab_filename=F.ITEM_VOCAB
         ),
         F.GENRE_IDS: genre_ids(inputs[F.GENRES]),
+        F.TITLE_TOKENS: title_tokens(title),
+        F.YEAR_BUCKET: year_bucket(title),
         F.RATING: rating,
         F.RATING_MASK: has_rating,
         F.ITEM_ID: item,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import keras_tuner
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from models import training
 from models.config import ModelConfig
 from models.data import catalog_pattern
+from models.tuning import apply_hyperparameters
 
 MODEL_CONFIG_KEY = "model"
 
@@ -23,7 +25,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         raise ValueError(
             f"Trainer custom_config must hold {MODEL_CONFIG_KEY!r}, got {list(custom)}"
         )
-    config = ModelConfig.from_json_dict(custom[MODEL_CONFIG_KEY])
+    tuned = fn_args.hyperparameters  # the Tuner's best_hyperparameters, if wired
+    config = apply_hyperparameters(
+        ModelConfig.from_json_dict(custom[MODEL_CONFIG_KEY]),
+        keras_tuner.HyperParameters.from_config(tuned).values if tuned else None,
+    )
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     catalog = catalog_pattern(fn_args.train_files[0])
     model, _ = training.train(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -11,7 +12,13 @@ import tensorflow_transform as tft
 
 from models import features as F
 from models.config import ModelConfig
-from models.data import event_statistics, read_transformed, user_item_pairs, with_item_probability
+from models.data import (
+    EventStatistics,
+    event_statistics,
+    read_transformed,
+    user_item_pairs,
+    with_item_probability,
+)
 from models.export import CatalogEmbeddings, ServingModule, export_serving_model
 from models.index import SeenItems
 from models.model import MultiTaskRecommender, build_model
@@ -36,11 +43,65 @@ def require_legacy_keras() -> None:
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
-    """Returns the user, item and genre vocabulary sizes computed by Transform."""
+    """Returns the user, item, genre and title-token vocabulary sizes computed by Transform."""
     return {
         name: tf_transform_output.vocabulary_size_by_name(name)
-        for name in (F.USER_VOCAB, F.ITEM_VOCAB, F.GENRE_VOCAB)
+        for name in (F.USER_VOCAB, F.ITEM_VOCAB, F.GENRE_VOCAB, F.TITLE_VOCAB)
     }
+
+
+def token_vocab_sizes(sizes: dict[str, int]) -> dict[str, int]:
+    """Vocabulary size of each item id-list feature (see `models.layers.ItemTower`)."""
+    return {
+        F.GENRE_IDS: sizes[F.GENRE_VOCAB],
+        F.TITLE_TOKENS: sizes[F.TITLE_VOCAB],
+        F.YEAR_BUCKET: F.YEAR_BUCKETS,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSetup:
+    """What every model of one Transform output is built from.
+
+    Attributes:
+        sizes: Vocabulary sizes by vocabulary name.
+        stats: Item sampling probabilities and mean rating of the training events.
+        catalog: Batched transformed catalogue rows (the retrieval candidates).
+    """
+
+    sizes: dict[str, int]
+    stats: EventStatistics
+    catalog: tf.data.Dataset
+
+
+def prepare(
+    tf_transform_output: tft.TFTransformOutput,
+    train_pattern: str | list[str],
+    catalog_pattern: str | list[str],
+) -> TrainingSetup:
+    """Reads vocabulary sizes and training statistics once, for training or tuning."""
+    require_legacy_keras()
+    sizes = vocabulary_sizes(tf_transform_output)
+    logging.info("Vocabulary sizes: %s", sizes)
+    stats = event_statistics(
+        read_transformed(train_pattern, tf_transform_output, EVAL_BATCH), sizes[F.ITEM_VOCAB]
+    )
+    catalog = read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
+    return TrainingSetup(sizes, stats, catalog)
+
+
+def new_model(config: ModelConfig, setup: TrainingSetup) -> MultiTaskRecommender:
+    """Builds and compiles a fresh model for `config`."""
+    model = build_model(
+        config,
+        num_users=setup.sizes[F.USER_VOCAB],
+        num_items=setup.sizes[F.ITEM_VOCAB],
+        token_vocab_sizes=token_vocab_sizes(setup.sizes),
+        candidates=setup.catalog,
+        rating_prior=setup.stats.mean_rating,
+    )
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    return model
 
 
 def train(
@@ -62,26 +123,12 @@ def train(
         catalog_pattern: Transformed catalogue rows (retrieval candidates).
         log_dir: TensorBoard directory, if any.
     """
-    require_legacy_keras()
-    sizes = vocabulary_sizes(tf_transform_output)
-    logging.info("Vocabulary sizes: %s", sizes)
-    stats = event_statistics(
-        read_transformed(train_pattern, tf_transform_output, EVAL_BATCH), sizes[F.ITEM_VOCAB]
-    )
-    catalog = read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
-    model = build_model(
-        config,
-        num_users=sizes[F.USER_VOCAB],
-        num_items=sizes[F.ITEM_VOCAB],
-        num_genres=sizes[F.GENRE_VOCAB],
-        candidates=catalog,
-        rating_prior=stats.mean_rating,
-    )
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    setup = prepare(tf_transform_output, train_pattern, catalog_pattern)
+    model = new_model(config, setup)
     train_ds = read_transformed(
         train_pattern, tf_transform_output, config.batch_size, config.shuffle_buffer, config.seed
     )
-    train_ds = with_item_probability(train_ds, stats.item_probabilities)
+    train_ds = with_item_probability(train_ds, setup.stats.item_probabilities)
     eval_ds = read_transformed(eval_pattern, tf_transform_output, EVAL_BATCH)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
     history = model.fit(

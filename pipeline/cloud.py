@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from components.recommender_evaluator.spec import GateConfig
 from models import jsonable
-from models.config import ModelConfig
+from models.config import ModelConfig, TuningConfig
 from pipeline.config import PipelineConfig, VertexConfig
 
 IMAGE_SCHEMA_PATH = "/pipeline/schema/schema.pbtxt"
@@ -70,6 +70,8 @@ class CloudConfig(jsonable.JsonDataclass):
         serving_image_uri: Vertex AI prediction container for the stock model.
         model: Trainer hyperparameters.
         gate: Evaluator thresholds.
+        tuning: Tuner search (on Vertex AI Training with `vertex_training`); None
+            skips tuning.
         enable_cache: Let Vertex AI reuse executions whose inputs did not change.
     """
 
@@ -90,6 +92,7 @@ class CloudConfig(jsonable.JsonDataclass):
     serving_image_uri: str = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
     model: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
+    tuning: TuningConfig | None = None
     enable_cache: bool = True
 
     def __post_init__(self) -> None:
@@ -140,6 +143,7 @@ class CloudConfig(jsonable.JsonDataclass):
             serving_root=self.serving_root,
             model=self.model,
             gate=self.gate,
+            tuning=self.tuning,
             enable_cache=self.enable_cache,
             beam_pipeline_args=self.beam_pipeline_args(),
             vertex=vertex,

@@ -6,7 +6,7 @@ import dataclasses
 
 from components.multilog_example_gen.spec import MOVIELENS, IngestSpec
 from components.recommender_evaluator.spec import GateConfig
-from models.config import ModelConfig
+from models.config import ModelConfig, TuningConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +80,9 @@ class PipelineConfig:
         gate: Evaluator thresholds.
         enable_cache: Reuse executions whose inputs did not change.
         beam_pipeline_args: Beam options for the Beam-based components.
+        tuning: When set, a Tuner searches loss weights and the DCN shape on a
+            slice of the train split and its best values override `model`
+            in the Trainer; None (the default) trains `model` as is.
         vertex: Vertex AI Training / endpoint targets; None trains in the
             orchestrator's worker and pushes to `serving_root`.
     """
@@ -95,6 +98,7 @@ class PipelineConfig:
     gate: GateConfig = GateConfig()
     enable_cache: bool = True
     beam_pipeline_args: tuple[str, ...] = ()
+    tuning: TuningConfig | None = None
     vertex: VertexConfig | None = None
 
     def __post_init__(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_component import BaseComponent
@@ -12,10 +14,12 @@ from components.multilog_example_gen.spec import CATALOG_SPLIT
 from components.recommender_evaluator.component import RecommenderEvaluator
 from components.recommender_pusher.component import RecommenderPusher
 from models.trainer import MODEL_CONFIG_KEY
+from models.tuning import TUNING_CONFIG_KEY
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
+TUNER_FN = "models.tuning.tuner_fn"
 
 
 def create_pipeline(
@@ -48,9 +52,11 @@ def create_pipeline(
         ),
     )
     transform.add_upstream_node(anomalies_gate)
+    tuner = _tuner(config, transform) if config.tuning is not None else None
     trainer = _trainer(
         config,
         run_fn=RUN_FN,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -81,6 +87,7 @@ def create_pipeline(
             example_validator,
             anomalies_gate,
             transform,
+            *([tuner] if tuner else []),
             trainer,
             baseline_resolver,
             evaluator,
@@ -89,6 +96,37 @@ def create_pipeline(
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),
+    )
+
+
+def _tuner(config: PipelineConfig, transform: BaseComponent) -> BaseComponent:
+    """KerasTuner over loss weights and DCN shape, on a slice of the train split only."""
+    custom_config = {
+        MODEL_CONFIG_KEY: config.model.to_json_dict(),
+        TUNING_CONFIG_KEY: config.tuning.to_json_dict(),
+    }
+    kwargs = dict(
+        tuner_fn=TUNER_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["train"]),
+    )
+    if config.vertex is None or not config.vertex.training:
+        return tfx.components.Tuner(custom_config=custom_config, **kwargs)
+    cloud = tfx.extensions.google_cloud_ai_platform
+    custom_config.update(
+        {
+            cloud.ENABLE_VERTEX_KEY: True,
+            cloud.VERTEX_REGION_KEY: config.vertex.region,
+            cloud.experimental.TUNING_ARGS_KEY: config.vertex.training_job_spec(),
+            cloud.experimental.REMOTE_TRIALS_WORKING_DIR_KEY: os.path.join(
+                config.pipeline_root, "tuning_trials"
+            ),
+        }
+    )
+    return cloud.Tuner(
+        custom_config=custom_config, tune_args=tfx.proto.TuneArgs(num_parallel_trials=2), **kwargs
     )
 
 

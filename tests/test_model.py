@@ -133,21 +133,30 @@ def test_rating_prior_is_initial_bias():
     assert float(tower.output_layer.bias[0]) == 3.5
 
 
-def test_item_tower_pools_genres_and_ignores_padding():
-    tower = ItemTower(num_items=3, num_genres=2, dim=4)
-    feats = {F.ITEM_IDX: tf.constant([0, 0]), F.GENRE_IDS: tf.constant([[1, 0, 0], [1, 1, 0]])}
+def test_item_tower_pools_tokens_and_ignores_padding():
+    tower = ItemTower(num_items=3, token_vocab_sizes={F.GENRE_IDS: 2, F.YEAR_BUCKET: 5}, dim=4)
+    feats = {
+        F.ITEM_IDX: tf.constant([0, 0, 0]),
+        F.GENRE_IDS: tf.constant([[1, 0, 0], [1, 1, 0], [2, 0, 0]]),
+        F.YEAR_BUCKET: tf.constant([[3], [3], [3]]),
+    }
     out = tower(feats).numpy()
     np.testing.assert_allclose(out[0], out[1], rtol=1e-6)  # mean of {g1} == mean of {g1, g1}
+    assert not np.allclose(out[0], out[2])  # another genre, another representation
     assert tower(tower.oov_features()).shape == (1, 4)
 
 
 def test_towers_reject_empty_vocabularies():
     with pytest.raises(ValueError, match="num_users"):
         UserTower(0, 4)
+    with pytest.raises(ValueError, match="title_tokens"):
+        ItemTower(3, {F.TITLE_TOKENS: 0}, 4)
 
 
 def test_build_model_trains_one_step():
-    model = build_model(ModelConfig(embedding_dim=4), num_users=2, num_items=2, num_genres=2)
+    model = build_model(
+        ModelConfig(embedding_dim=4), num_users=2, num_items=2, token_vocab_sizes={F.GENRE_IDS: 2}
+    )
     model.compile(optimizer=tf.keras.optimizers.Adam(0.1))
     batch = {**BATCH, F.GENRE_IDS: tf.zeros([2, 10], tf.int64)}
     history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=2, verbose=0)

@@ -13,7 +13,8 @@ from tfx.orchestration import metadata
 
 from components.multilog_example_gen.executor import split_of
 from components.recommender_evaluator.spec import GateConfig
-from models.config import ModelConfig
+from models.config import ModelConfig, TuningConfig
+from models.tuning import apply_hyperparameters, tuner_fn
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 from serving import client
@@ -256,3 +257,26 @@ def test_bad_log_fails_clearly_and_pushes_nothing(tmp_path, mutate, message):
         run(config, tmp)
     assert isinstance(info.value, ValueError) or "ValueError" in repr(info.value)
     assert pushed_versions(config) == []
+
+
+def test_tuner_fn_searches_on_the_train_split(first_run, tmp_path):
+    """The Tuner's entry point on run 1's Transform output: two real trials."""
+    tmp, config, connection = first_run
+    with metadata.Metadata(connection) as m:
+        [examples] = m.store.get_artifacts_by_type("Examples")[-1:]
+        [graph] = m.store.get_artifacts_by_type("TransformGraph")
+    fn_args = tfx.components.FnArgs(
+        train_files=[os.path.join(examples.uri, "Split-train", "*")],
+        transform_graph_path=graph.uri,
+        working_dir=str(tmp_path),
+        custom_config={
+            "model": config.model.to_json_dict(),
+            "tuning": TuningConfig(max_trials=2, epochs=1).to_json_dict(),
+        },
+    )
+    result = tuner_fn(fn_args)
+    result.tuner.search(**result.fit_kwargs)
+    best = result.tuner.get_best_hyperparameters(1)[0].values
+    tuned = apply_hyperparameters(config.model, best)
+    assert tuned.retrieval_weight in TuningConfig().retrieval_weights
+    assert len(result.tuner.oracle.trials) == 2

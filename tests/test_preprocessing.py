@@ -23,7 +23,7 @@ ROWS = [
         "event_type": [b"watch"],
         "rating": [4.0],
         "timestamp": [1],
-        "title": [b"One"],
+        "title": [b"One Night (1995)"],
         "genres": [b"Drama", b"War"],
     },
     {
@@ -32,7 +32,7 @@ ROWS = [
         "event_type": [b"tag"],
         "rating": [],
         "timestamp": [2],
-        "title": [b"Two"],
+        "title": [b"Two Nights (2001)"],
         "genres": [b"Drama"],
     },
     {
@@ -41,7 +41,7 @@ ROWS = [
         "event_type": [b"watch"],
         "rating": [2.5],
         "timestamp": [3],
-        "title": [b"One"],
+        "title": [b"One Night (1995)"],
         "genres": [b"Drama", b"War"],
     },
     # Catalogue row: no user, no event; item i3 exists only here.
@@ -51,7 +51,7 @@ ROWS = [
         "event_type": [],
         "rating": [],
         "timestamp": [],
-        "title": [b"Three"],
+        "title": [b"Three: Night, Day"],
         "genres": [],
     },
 ]
@@ -116,7 +116,28 @@ def test_features(transformed):
     assert list(data[3][F.GENRE_IDS]) == [0] * F.MAX_GENRES
     assert [float(r[F.RATING]) for r in data] == [4.0, 0.0, 2.5, 0.0]
     assert [float(r[F.RATING_MASK]) for r in data] == [1.0, 0.0, 1.0, 0.0]
-    assert [r[F.TITLE] for r in data] == [b"One", b"Two", b"One", b"Three"]
+    assert [r[F.TITLE] for r in data] == [
+        b"One Night (1995)",
+        b"Two Nights (2001)",
+        b"One Night (1995)",
+        b"Three: Night, Day",
+    ]
+
+
+def test_title_tokens_and_year_buckets(transformed):
+    data, output = transformed
+    # "night" occurs 3 times, "one" twice; the others once (< TITLE_MIN_COUNT: OOV).
+    vocab = output.vocabulary_by_name(F.TITLE_VOCAB)
+    assert vocab == [b"night", b"one"]
+    oov = len(vocab) + 1
+    night, one = vocab.index(b"night") + 1, vocab.index(b"one") + 1
+    pad = [0] * (F.MAX_TITLE_TOKENS - 2)
+    assert list(data[0][F.TITLE_TOKENS]) == [one, night, *pad]
+    assert list(data[1][F.TITLE_TOKENS]) == [oov, oov, *pad]
+    assert list(data[3][F.TITLE_TOKENS]) == [oov, night, oov, *pad[:-1]]
+    years = [int(r[F.YEAR_BUCKET][0]) for r in data]
+    assert years[0] == years[2] and years[1] > years[0] > 0  # 1995 < 2001
+    assert years[3] == 0  # no year in the title
 
 
 def test_serving_layer_maps_unknown_user_to_oov(transformed):

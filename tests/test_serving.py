@@ -31,7 +31,7 @@ def test_seen_items_rejects_misaligned_arrays():
 
 @pytest.mark.parametrize(
     "n, leaves, search, reorder",
-    [(100, 2, 2, 100), (10_000, 100, 20, 1000), (1_000_000, 1000, 50, 1000)],
+    [(100, 2, 2, 100), (10_000, 100, 32, 1000), (1_000_000, 1000, 127, 1000)],
 )
 def test_scann_defaults_scale_with_the_catalogue(n, leaves, search, reorder):
     assert ScannConfig().resolved(n, k=100) == {
