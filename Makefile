@@ -59,7 +59,7 @@ format: setup
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 lock:
-	$(PY) -m uv pip compile --python-version 3.10 setup.py --extra dev -o requirements.lock
+	$(PY) -m uv pip compile --python-version 3.10 setup.py --extra dev --extra bench -o requirements.lock
 
 clean:
 	rm -rf $(VENV) output

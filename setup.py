@@ -18,6 +18,7 @@ RUNTIME = [
 ]
 
 DEV = ["pytest", "pytest-timeout", "ruff"]
+BENCH = ["matplotlib"]
 
 setup(
     name="tfx-recommender",
@@ -27,5 +28,5 @@ setup(
     packages=find_packages(include=["pipeline*", "components*", "models*", "serving*"]),
     py_modules=["local_runner", "kubeflow_runner"],
     install_requires=RUNTIME,
-    extras_require={"dev": DEV},
+    extras_require={"dev": DEV, "bench": BENCH},
 )

@@ -74,10 +74,12 @@ class EventStatistics:
         item_probabilities: Each item's share of events, [num_items + OOV]; the
             sampling probability of in-batch negatives (logQ correction).
         mean_rating: Mean of the ratings present; initial bias of the rating head.
+        num_events: Training events counted.
     """
 
     item_probabilities: np.ndarray
     mean_rating: float
+    num_events: float = 0.0
 
 
 def event_statistics(dataset: tf.data.Dataset, num_items: int) -> EventStatistics:
@@ -95,7 +97,9 @@ def event_statistics(dataset: tf.data.Dataset, num_items: int) -> EventStatistic
         rated += float(mask.sum())
     if not counts.sum() or not rated:
         raise ValueError(f"training data has {counts.sum():.0f} events and {rated:.0f} ratings")
-    return EventStatistics((counts / counts.sum()).astype(np.float32), rating_sum / rated)
+    return EventStatistics(
+        (counts / counts.sum()).astype(np.float32), rating_sum / rated, float(counts.sum())
+    )
 
 
 def with_item_probability(dataset: tf.data.Dataset, probabilities: np.ndarray) -> tf.data.Dataset:

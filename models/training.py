@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +29,7 @@ from serving.client import write_warmup_requests
 CATALOG_BATCH = 2048
 EVAL_BATCH = 4096
 SCANN_DIR_NAME = "Format-Serving-ScaNN"
+EventMap = Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]
 
 
 def require_legacy_keras() -> None:
@@ -78,14 +81,18 @@ def prepare(
     tf_transform_output: tft.TFTransformOutput,
     train_pattern: str | list[str],
     catalog_pattern: str | list[str],
+    map_events: EventMap | None = None,
 ) -> TrainingSetup:
-    """Reads vocabulary sizes and training statistics once, for training or tuning."""
+    """Reads vocabulary sizes and training statistics once, for training or tuning.
+
+    `map_events`, if given, rewrites every batch of training events first (the
+    benchmarks use it to hide ratings).
+    """
     require_legacy_keras()
     sizes = vocabulary_sizes(tf_transform_output)
     logging.info("Vocabulary sizes: %s", sizes)
-    stats = event_statistics(
-        read_transformed(train_pattern, tf_transform_output, EVAL_BATCH), sizes[F.ITEM_VOCAB]
-    )
+    events = read_transformed(train_pattern, tf_transform_output, EVAL_BATCH)
+    stats = event_statistics(events.map(map_events) if map_events else events, sizes[F.ITEM_VOCAB])
     catalog = read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
     return TrainingSetup(sizes, stats, catalog)
 
@@ -111,6 +118,7 @@ def train(
     eval_pattern: str | list[str],
     catalog_pattern: str | list[str],
     log_dir: str | None = None,
+    map_events: EventMap | None = None,
 ) -> tuple[MultiTaskRecommender, dict[str, float]]:
     """Fits the model and returns it with its final validation metrics.
 
@@ -122,21 +130,54 @@ def train(
             pipeline's gate is the Evaluator component).
         catalog_pattern: Transformed catalogue rows (retrieval candidates).
         log_dir: TensorBoard directory, if any.
+        map_events: Rewrites each batch of training events (see `prepare`).
     """
-    setup = prepare(tf_transform_output, train_pattern, catalog_pattern)
+    setup = prepare(tf_transform_output, train_pattern, catalog_pattern, map_events)
     model = new_model(config, setup)
     train_ds = read_transformed(
         train_pattern, tf_transform_output, config.batch_size, config.shuffle_buffer, config.seed
     )
+    if map_events:
+        train_ds = train_ds.map(map_events)
     train_ds = with_item_probability(train_ds, setup.stats.item_probabilities)
     eval_ds = read_transformed(eval_pattern, tf_transform_output, EVAL_BATCH)
-    callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
+    meter = TrainingThroughput(int(round(setup.stats.num_events)))
+    callbacks = [meter]
+    if log_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     history = model.fit(
         train_ds, validation_data=eval_ds, epochs=config.epochs, callbacks=callbacks, verbose=2
     )
     final = {k: float(v[-1]) for k, v in history.history.items()}
+    final["train_examples_per_second"] = meter.examples_per_second()
     logging.info("Final metrics: %s", final)
     return model, final
+
+
+class TrainingThroughput(tf.keras.callbacks.Callback):
+    """Training examples/s of the fit phase of each epoch (validation excluded).
+
+    Args:
+        examples_per_epoch: Events in one pass over the training data.
+    """
+
+    def __init__(self, examples_per_epoch: int):
+        super().__init__()
+        self.examples_per_epoch = examples_per_epoch
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: D102
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):  # noqa: D102
+        if len(self.seconds) < self.params.get("epochs", 0):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    def examples_per_second(self) -> float:
+        """Median over epochs after the first (which also traces the graph), if any."""
+        steady = self.seconds[1:] or self.seconds
+        return self.examples_per_epoch / float(np.median(steady)) if steady else 0.0
 
 
 def scann_model_dir(serving_model_dir: str) -> str:

@@ -82,3 +82,24 @@ def test_ingest_spec_round_trips_and_validates():
         IngestSpec(logs=(RATINGS,), catalog=CATALOG, eval_percent=0)
     with pytest.raises(ValueError, match="reserved"):
         LogSpec(name="x", file="x.csv", event_type="catalog")
+
+
+def test_event_from_the_future_is_rejected():
+    row = {"userId": "7", "movieId": "1", "rating": "4", "timestamp": "2000"}
+    assert executor.event_example(row, RATINGS, {}, max_timestamp=2000)
+    with pytest.raises(ValueError, match="timestamp 2000 is in the future"):
+        executor.event_example(row, RATINGS, {}, max_timestamp=1999)
+
+
+def test_read_csv_drops_blank_and_duplicate_rows_only(tmp_path):
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    path = tmp_path / "log.csv"
+    path.write_text("u,i,t\n1,2,10\n\n1,2,10\n1,2,11\n")
+    with beam.Pipeline() as p:
+        rows = executor._read_csv(p, "log", str(path), ["u", "i", "t"], dedupe=True)
+        assert_that(
+            rows | beam.Map(lambda r: (r["u"], r["i"], r["t"])),
+            equal_to([("1", "2", "10"), ("1", "2", "11")]),
+        )

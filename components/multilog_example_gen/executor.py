@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,6 +36,8 @@ from components.multilog_example_gen.spec import (
 from models import features as F
 
 INGEST_SPEC_KEY = "ingest_spec"
+FUTURE_TOLERANCE_S = 86_400
+"""Events may be stamped up to a day after ingest time (clock skew); later is an error."""
 
 
 def read_header(path: str) -> list[str]:
@@ -105,6 +108,7 @@ def event_example(
     row: dict[str, str],
     log: LogSpec,
     catalog: dict[str, dict[str, tf.train.Feature]],
+    max_timestamp: int | None = None,
 ) -> tf.train.Example:
     """Builds one event example from a parsed log row.
 
@@ -112,7 +116,8 @@ def event_example(
     genres, so no event is dropped.
 
     Raises:
-        ValueError: on an empty id or a non-numeric timestamp or rating.
+        ValueError: on an empty id, a non-numeric timestamp or rating, or a
+            timestamp after `max_timestamp` (a clock or unit bug upstream).
     """
     user, item = row[log.user_column].strip(), row[log.item_column].strip()
     if not user or not item:
@@ -132,16 +137,26 @@ def event_example(
             )
     except ValueError as e:
         raise ValueError(f"log {log.name!r}: non-numeric timestamp or rating in row {row}") from e
+    timestamp = feats[F.TIMESTAMP].int64_list.value[0]
+    if max_timestamp is not None and timestamp > max_timestamp:
+        raise ValueError(
+            f"log {log.name!r}: timestamp {timestamp} is in the future (later than "
+            f"{max_timestamp}, ingest time + {FUTURE_TOLERANCE_S} s) in row {row}"
+        )
     return tf.train.Example(features=tf.train.Features(feature=feats))
 
 
-def _read_csv(pipeline: beam.Pipeline, label: str, path: str, header: Sequence[str]):
-    return (
+def _read_csv(
+    pipeline: beam.Pipeline, label: str, path: str, header: Sequence[str], dedupe: bool = False
+):
+    lines = (
         pipeline
         | f"Read[{label}]" >> beam.io.ReadFromText(path, skip_header_lines=1)
         | f"DropBlank[{label}]" >> beam.Filter(lambda line: bool(line.strip()))
-        | f"Parse[{label}]" >> beam.Map(parse_row, header=list(header), source=path)
     )
+    if dedupe:
+        lines = lines | f"DropDuplicateRows[{label}]" >> beam.Distinct()
+    return lines | f"Parse[{label}]" >> beam.Map(parse_row, header=list(header), source=path)
 
 
 def _catalog_entry(row: dict[str, str], spec: CatalogSpec):
@@ -160,7 +175,11 @@ def _check_unique(entries: Iterable[Any]) -> None:
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-    """Reads the logs and catalogue named by the ingest spec in `custom_config`."""
+    """Reads the logs and catalogue named by the ingest spec in `custom_config`.
+
+    Rows identical in every column of one log are kept once (a re-delivered log
+    line); repeated interactions at different times are all kept.
+    """
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802
         """Unused: `GenerateExamplesByBeam` reads all logs at once to split them jointly."""
@@ -205,9 +224,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         _ = catalog | "CatalogIds" >> beam.combiners.ToList() | beam.Map(_check_unique)
         catalog_side = beam.pvalue.AsDict(catalog)
 
+        max_timestamp = int(time.time()) + FUTURE_TOLERANCE_S
         events = [
-            _read_csv(pipeline, log.name, os.path.join(root, log.file), log_headers[log.name])
-            | f"ToExample[{log.name}]" >> beam.Map(event_example, log=log, catalog=catalog_side)
+            _read_csv(pipeline, log.name, os.path.join(root, log.file), log_headers[log.name], True)
+            | f"ToExample[{log.name}]"
+            >> beam.Map(event_example, log=log, catalog=catalog_side, max_timestamp=max_timestamp)
             for log in spec.logs
         ]
         train, eval_ = (

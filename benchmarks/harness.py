@@ -1,0 +1,172 @@
+"""Shared harness of the model benchmarks: train a config on a pipeline run's data and
+score it exactly as the Evaluator does (exported model, raw eval split, top-100
+over the full catalogue with seen items excluded).
+
+The data is the latest ExampleGen and Transform output under a pipeline root
+(`make run` writes output/pipeline_root), so benchmarks see the pipeline's split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import scann  # noqa: E402, F401
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from models import features as F  # noqa: E402
+from models import training  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
+from models.evaluation import evaluate_saved_model  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+DEFAULT_PIPELINE_ROOT = os.path.join(ROOT, "output", "pipeline_root")
+
+
+def _latest(pattern: str) -> str:
+    paths = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
+    if not paths:
+        raise ValueError(f"nothing matches {pattern!r}: run `make run` first")
+    return paths[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """File patterns of one pipeline run's splits."""
+
+    tf_transform_output: tft.TFTransformOutput
+    train: str
+    eval: str
+    catalog: str
+    raw_eval: str
+
+    @classmethod
+    def latest(cls, pipeline_root: str = DEFAULT_PIPELINE_ROOT) -> RunData:
+        """The newest Transform and ExampleGen outputs under `pipeline_root`."""
+        graph = _latest(os.path.join(pipeline_root, "Transform", "transform_graph", "*"))
+        examples = _latest(os.path.join(pipeline_root, "Transform", "transformed_examples", "*"))
+        raw = _latest(os.path.join(pipeline_root, "MultiLogExampleGen", "examples", "*"))
+        return cls(
+            tft.TFTransformOutput(graph),
+            os.path.join(examples, "Split-train", "*"),
+            os.path.join(examples, "Split-eval", "*"),
+            os.path.join(examples, "Split-catalog", "*"),
+            os.path.join(raw, "Split-eval", "*"),
+        )
+
+
+def keep_ratings(percent: int, seed: int = 42) -> training.EventMap:
+    """Hides the ratings of all but `percent`% of rated events (a seeded pair hash).
+
+    Events stay (they still train retrieval); only their rating mask drops, so
+    smaller shares are subsets of larger ones.
+    """
+
+    def apply(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        key = (
+            tf.strings.as_string(seed)
+            + "|"
+            + tf.strings.as_string(features[F.USER_IDX])
+            + "|"
+            + tf.strings.as_string(features[F.ITEM_IDX])
+        )
+        kept = tf.cast(tf.strings.to_hash_bucket_fast(key, 100) < percent, tf.float32)
+        return {**features, F.RATING_MASK: features[F.RATING_MASK] * kept}
+
+    return apply
+
+
+def train_and_score(
+    config: ModelConfig, data: RunData, rating_percent: int = 100
+) -> dict[str, float]:
+    """Trains `config`, exports it and evaluates it like the pipeline's Evaluator.
+
+    Returns:
+        rmse, top_100 (seen items excluded), train_examples_per_second,
+        rating_tower_params.
+    """
+    start = time.perf_counter()
+    model, final = training.train(
+        config,
+        data.tf_transform_output,
+        data.train,
+        data.eval,
+        data.catalog,
+        map_events=keep_ratings(rating_percent) if rating_percent < 100 else None,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = training.export(
+            model, config, data.tf_transform_output, data.train, data.catalog, tmp + "/m/x"
+        )
+        metrics = evaluate_saved_model(dirs["brute_force"], data.raw_eval, 100, ("watch",))
+    return {
+        "rmse": metrics.rmse,
+        "top_100": metrics.top_k_accuracy,
+        "train_examples_per_second": final["train_examples_per_second"],
+        "rating_tower_params": int(model.rating_tower.count_params()),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def baselines(data: RunData, rating_percent: int = 100, reg: float = 10.0) -> dict[str, float]:
+    """Mean + regularised user/item biases RMSE and most-rated top-100, same split.
+
+    Biases are fitted by alternating regularised means (5 sweeps) on the kept
+    training ratings. Popularity ranks items by their kept training ratings and
+    is scored with and without excluding each user's training items.
+    """
+    train = _arrays(
+        data.train, data, keep_ratings(rating_percent) if rating_percent < 100 else None
+    )
+    evaluation = _arrays(data.eval, data, None)
+    rated = train["mask"] > 0
+    u, i, r = train["user"][rated], train["item"][rated], train["rating"][rated]
+    mu = r.mean()
+    n_users, n_items = (
+        int(train["user"].max() + 2),
+        int(max(train["item"].max(), evaluation["item"].max()) + 2),
+    )
+    bu, bi = np.zeros(n_users), np.zeros(n_items)
+    for _ in range(5):
+        bi = np.bincount(i, r - mu - bu[u], n_items) / (np.bincount(i, None, n_items) + reg)
+        bu = np.bincount(u, r - mu - bi[i], n_users) / (np.bincount(u, None, n_users) + reg)
+    e_rated = evaluation["mask"] > 0
+    eu, ei, er = (
+        evaluation["user"][e_rated],
+        evaluation["item"][e_rated],
+        evaluation["rating"][e_rated],
+    )
+    rmse = float(np.sqrt(np.mean((np.clip(mu + bu[eu] + bi[ei], 0.5, 5.0) - er) ** 2)))
+    order = np.argsort(-np.bincount(i, None, n_items), kind="stable")
+    top = set(order[:100].tolist())
+    plain = float(np.mean([x in top for x in ei]))
+    seen: dict[int, set[int]] = {}
+    for uu, ii in zip(train["user"], train["item"], strict=True):
+        seen.setdefault(int(uu), set()).add(int(ii))
+    hits = 0
+    for uu, ii in zip(eu, ei, strict=True):
+        s = seen.get(int(uu), set())
+        recs = [x for x in order[: 100 + len(s)].tolist() if x not in s][:100]
+        hits += int(ii) in recs
+    return {"bias_rmse": rmse, "popular_top_100": plain, "popular_unseen_top_100": hits / len(eu)}
+
+
+def _arrays(pattern: str, data: RunData, map_events) -> dict[str, np.ndarray]:
+    dataset = training.read_transformed(pattern, data.tf_transform_output, 8192)
+    if map_events:
+        dataset = dataset.map(map_events)
+    out: dict[str, list] = {"user": [], "item": [], "rating": [], "mask": []}
+    for b in dataset:
+        out["user"].append(b[F.USER_IDX].numpy())
+        out["item"].append(b[F.ITEM_IDX].numpy())
+        out["rating"].append(b[F.RATING].numpy())
+        out["mask"].append(b[F.RATING_MASK].numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
