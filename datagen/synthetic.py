@@ -1,7 +1,7 @@
 """Synthetic multi-behaviour e-commerce logs with a planted structure, deterministic by seed.
 
 Users and items carry rank-`rank` latent factors; an item's appeal to a user is
-`affinity = <p_u, q_i> / sqrt(rank) + popularity_i`. Each user views items
+`affinity = personal_scale * <p_u, q_i> / sqrt(rank) + popularity_i`. Each user views items
 drawn from softmax(affinity), and each view walks down a funnel
 view > click > add-to-cart > purchase whose step probabilities rise with the
 affinity (calibrated to roughly 100 : 20 : 5 : 1). A share of purchases carries
@@ -62,6 +62,8 @@ class SyntheticConfig:
         views: Approximate number of view events (the other behaviours follow).
         rank: Latent dimension of the planted structure.
         rated_share: Share of purchases that carry a rating.
+        personal_scale: Weight of the user-item factor term in the affinity.
+        popularity_scale: Spread of the items' popularity term in the affinity.
         seed: Seed of every random draw.
         start_time: Unix time of the first event.
     """
@@ -71,6 +73,8 @@ class SyntheticConfig:
     views: int = 40_000
     rank: int = 8
     rated_share: float = 0.3
+    personal_scale: float = 2.0
+    popularity_scale: float = 0.7
     seed: int = 42
     start_time: int = 1_700_000_000
 
@@ -91,11 +95,13 @@ class PlantedStructure:
     user_factors: np.ndarray
     item_factors: np.ndarray
     popularity: np.ndarray
+    personal_scale: float = 1.0
 
     def affinity(self, users: np.ndarray) -> np.ndarray:
         """Affinity [len(users), items] of the given users to every item."""
         rank = self.user_factors.shape[1]
-        return self.user_factors[users] @ self.item_factors.T / np.sqrt(rank) + self.popularity
+        personal = self.user_factors[users] @ self.item_factors.T / np.sqrt(rank)
+        return self.personal_scale * personal + self.popularity
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -115,7 +121,8 @@ def generate(
     truth = PlantedStructure(
         user_factors=rng.normal(size=(config.users, config.rank)),
         item_factors=rng.normal(size=(config.items, config.rank)),
-        popularity=rng.normal(scale=1.0, size=config.items),
+        popularity=rng.normal(scale=config.popularity_scale, size=config.items),
+        personal_scale=config.personal_scale,
     )
     activity = rng.lognormal(sigma=0.8, size=config.users)
     per_user = np.maximum(1, rng.poisson(config.views * activity / activity.sum()))

@@ -122,6 +122,10 @@ class ModelConfig(jsonable.JsonDataclass):
         serving_k: Default number of items the serving signature returns.
         exclude_seen: Exported models never recommend an item the user already
             interacted with in the training events.
+        retrieval_events: (event type, weight) pairs: which events train the
+            retrieval task and how much each counts; empty = every event, weight 1.
+        rating_events: Event types whose ratings train the rating task; empty =
+            every event that carries a rating.
         scann: Parameters of the ScaNN index of the ScaNN export.
     """
 
@@ -136,6 +140,8 @@ class ModelConfig(jsonable.JsonDataclass):
     seed: int = 42
     serving_k: int = 100
     exclude_seen: bool = True
+    retrieval_events: tuple[tuple[str, float], ...] = ()
+    rating_events: tuple[str, ...] = ()
     scann: ScannConfig = ScannConfig()
 
     def __post_init__(self) -> None:
@@ -147,6 +153,13 @@ class ModelConfig(jsonable.JsonDataclass):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.retrieval_weight == 0 and self.rating_weight == 0:
             raise ValueError("at least one of retrieval_weight and rating_weight must be > 0")
+        bad = [(e, w) for e, w in self.retrieval_events if not e or w < 0]
+        if bad:
+            raise ValueError(f"retrieval_events need named events and weights >= 0, got {bad}")
+        if self.retrieval_events and not any(w > 0 for _, w in self.retrieval_events):
+            raise ValueError(
+                f"retrieval_events must give some event a weight > 0, got {self.retrieval_events}"
+            )
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 

@@ -121,3 +121,40 @@ def user_item_pairs(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     if not users:
         return np.zeros([0], np.int64), np.zeros([0], np.int64)
     return np.concatenate(users), np.concatenate(items)
+
+
+def with_task_events(
+    dataset: tf.data.Dataset,
+    retrieval_events: tuple[tuple[str, float], ...],
+    rating_events: tuple[str, ...],
+) -> tf.data.Dataset:
+    """Applies each task's event selection (see `ModelConfig.retrieval_events`).
+
+    Adds `features[RETRIEVAL_WEIGHT]` [batch] (0 for unlisted event types) when
+    `retrieval_events` is set, and zeroes the rating mask of events whose type
+    is not in `rating_events` when that is set. Empty selections change nothing.
+    """
+    if not retrieval_events and not rating_events:
+        return dataset
+    weights = None
+    if retrieval_events:
+        weights = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([e for e, _ in retrieval_events]),
+                tf.constant([float(w) for _, w in retrieval_events], tf.float32),
+            ),
+            default_value=0.0,
+        )
+    rated = tf.constant(list(rating_events), tf.string)
+
+    def apply(features):
+        out = dict(features)
+        events = features[F.EVENT_TYPE]
+        if weights is not None:
+            out[F.RETRIEVAL_WEIGHT] = weights.lookup(events)
+        if rating_events:
+            keep = tf.reduce_any(tf.equal(events[:, None], rated[None, :]), axis=1)
+            out[F.RATING_MASK] = features[F.RATING_MASK] * tf.cast(keep, tf.float32)
+        return out
+
+    return dataset.map(apply)

@@ -27,6 +27,9 @@ RATING_MASK: Final = "rating_mask"
 # Added by the training input pipeline (not by Transform): the share of
 # training events on the item, for the in-batch softmax's logQ correction.
 ITEM_PROB: Final = "item_sampling_probability"
+# Added by the training input pipeline from `ModelConfig.retrieval_events`: how
+# much each event counts in the retrieval loss.
+RETRIEVAL_WEIGHT: Final = "retrieval_weight"
 
 # Vocabulary names in the transform graph.
 USER_VOCAB: Final = "user_id_vocab"
@@ -52,5 +55,6 @@ YEAR_BUCKETS: Final = 20
 ITEM_TOKEN_FEATURES: Final = (GENRE_IDS, TITLE_TOKENS, YEAR_BUCKET)
 """Padded id-list item features the item tower mean-pools (0 is padding)."""
 
-PASSTHROUGH: Final = (ITEM_ID, TITLE)
-"""Raw string features copied to the transformed examples (candidate ids, titles)."""
+PASSTHROUGH: Final = (ITEM_ID, TITLE, EVENT_TYPE)
+"""Raw string features copied to the transformed examples (candidate ids, titles,
+and the event type each task selects its events by)."""

@@ -63,6 +63,9 @@ class MultiTaskRecommender(tfrs.Model):
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Returns `retrieval_weight * retrieval_loss + rating_weight * rating_loss`.
 
+        Each event counts in the retrieval loss by `features[RETRIEVAL_WEIGHT]`
+        (1 if absent) and in the rating loss by `features[RATING_MASK]`.
+
         Top-K metrics are only computed outside training: FactorizedTopK scores
         the whole catalogue and would dominate a training step. RMSE is cheap and
         always computed.
@@ -73,6 +76,7 @@ class MultiTaskRecommender(tfrs.Model):
             outputs["item"],
             candidate_sampling_probability=features.get(F.ITEM_PROB),
             candidate_ids=features[F.ITEM_IDX],
+            sample_weight=features.get(F.RETRIEVAL_WEIGHT),
             compute_metrics=not training,
         )
         rating_loss = self.rating_task(

@@ -83,11 +83,13 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         and `year_bucket` [batch, 1]:
         user_idx, item_idx (int64, OOV bucket = vocabulary size),
         rating (0 where absent), rating_mask (1 where a rating exists), and the
-        item_id and title strings passed through for candidate export.
+        item_id, title and event_type strings passed through (candidate export,
+        per-task event selection; "" on catalogue rows).
     """
     user, has_user = first_value(inputs[F.USER_ID], b"")
     item, _ = first_value(inputs[F.ITEM_ID], b"")
     title, _ = first_value(inputs[F.TITLE], b"")
+    event_type, _ = first_value(inputs[F.EVENT_TYPE], b"")
     rating, has_rating = first_value(inputs[F.RATING], 0.0)
 
     # Catalogue rows carry no user: weight 0 keeps "" out of the user vocabulary.
@@ -106,4 +108,5 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         F.RATING_MASK: has_rating,
         F.ITEM_ID: item,
         F.TITLE: title,
+        F.EVENT_TYPE: event_type,
     }

@@ -20,6 +20,7 @@ from models.data import (
     read_transformed,
     user_item_pairs,
     with_item_probability,
+    with_task_events,
 )
 from models.export import CatalogEmbeddings, ServingModule, export_serving_model
 from models.index import SeenItems
@@ -139,6 +140,7 @@ def train(
     )
     if map_events:
         train_ds = train_ds.map(map_events)
+    train_ds = with_task_events(train_ds, config.retrieval_events, config.rating_events)
     train_ds = with_item_probability(train_ds, setup.stats.item_probabilities)
     eval_ds = read_transformed(eval_pattern, tf_transform_output, EVAL_BATCH)
     meter = TrainingThroughput(int(round(setup.stats.num_events)))

@@ -21,7 +21,12 @@ from tfx import v1 as tfx
 
 from models import features as F
 from models.config import DCNConfig, ModelConfig, TuningConfig
-from models.data import catalog_pattern, read_transformed, with_item_probability
+from models.data import (
+    catalog_pattern,
+    read_transformed,
+    with_item_probability,
+    with_task_events,
+)
 from models.training import EVAL_BATCH, TrainingSetup, new_model, prepare
 
 TUNING_CONFIG_KEY = "tuning"
@@ -176,6 +181,8 @@ def tuning_datasets(
         train_pattern, tf_transform_output, EVAL_BATCH, config.shuffle_buffer, config.seed
     )
     fit = holdout(events, tuning.validation_percent, keep=False, batch_size=config.batch_size)
+    fit = with_task_events(fit, config.retrieval_events, config.rating_events)
     fit = with_item_probability(fit, setup.stats.item_probabilities)
     validation = holdout(events, tuning.validation_percent, keep=True, batch_size=EVAL_BATCH)
+    validation = with_task_events(validation, (), config.rating_events)
     return fit, validation

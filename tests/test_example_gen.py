@@ -103,3 +103,10 @@ def test_read_csv_drops_blank_and_duplicate_rows_only(tmp_path):
             rows | beam.Map(lambda r: (r["u"], r["i"], r["t"])),
             equal_to([("1", "2", "10"), ("1", "2", "11")]),
         )
+
+
+def test_extra_columns_are_ignored():
+    header = ["userId", "movieId", "rating", "timestamp", "device"]
+    row = executor.parse_row("7,1,4.0,100,phone", header, "ratings.csv")
+    ex = executor.event_example(row, RATINGS, {}).features.feature
+    assert set(ex) == {F.USER_ID, F.ITEM_ID, F.TITLE, F.GENRES, F.EVENT_TYPE, F.TIMESTAMP, F.RATING}

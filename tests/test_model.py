@@ -7,6 +7,7 @@ import tensorflow_recommenders as tfrs
 
 from models import features as F
 from models.config import DCNConfig, ModelConfig
+from models.data import with_task_events
 from models.layers import DCNRatingTower, ItemTower, UserTower
 from models.model import MultiTaskRecommender, build_model, mean_softmax_loss
 from models.tasks import RatingTask
@@ -59,6 +60,40 @@ BATCH = {
 RETRIEVAL_LOSS = (np.log(1 + np.exp(-1.0)) + np.log(1 + np.exp(-2.0))) / 2
 # Rating: only row 0 is rated; prediction 1, label 3 -> squared error 4 over 1 rated event.
 RATING_LOSS = 4.0
+
+
+def test_event_weights_scale_each_events_retrieval_loss():
+    model = tiny_model(1.0, 0.0)
+    weighted = {**BATCH, F.RETRIEVAL_WEIGHT: tf.constant([1.0, 0.0])}
+    # Only row 0 counts; the mean still divides by the batch size (2).
+    expected = np.log(1 + np.exp(-1.0)) / 2
+    assert float(model.compute_loss(weighted)) == pytest.approx(expected, rel=1e-5)
+    doubled = {**BATCH, F.RETRIEVAL_WEIGHT: tf.constant([2.0, 2.0])}
+    assert float(model.compute_loss(doubled)) == pytest.approx(2 * RETRIEVAL_LOSS, rel=1e-5)
+
+
+def test_task_events_select_and_weight_events():
+    batch = {
+        F.EVENT_TYPE: tf.constant([b"view", b"click", b"purchase", b""]),
+        F.RATING_MASK: tf.constant([0.0, 1.0, 1.0, 0.0]),
+    }
+    dataset = with_task_events(
+        tf.data.Dataset.from_tensors(batch), (("view", 1.0), ("purchase", 3.0)), ("purchase",)
+    )
+    out = next(iter(dataset))
+    assert out[F.RETRIEVAL_WEIGHT].numpy().tolist() == [1.0, 0.0, 3.0, 0.0]
+    assert out[F.RATING_MASK].numpy().tolist() == [0.0, 0.0, 1.0, 0.0]
+    unchanged = next(iter(with_task_events(tf.data.Dataset.from_tensors(batch), (), ())))
+    assert F.RETRIEVAL_WEIGHT not in unchanged
+
+
+def test_retrieval_events_are_validated():
+    with pytest.raises(ValueError, match="weights >= 0"):
+        ModelConfig(retrieval_events=(("view", -1.0),))
+    with pytest.raises(ValueError, match="weight > 0"):
+        ModelConfig(retrieval_events=(("view", 0.0),))
+    config = ModelConfig(retrieval_events=(("view", 1.0), ("click", 2.0)), rating_events=("cart",))
+    assert ModelConfig.from_json_dict(config.to_json_dict()) == config
 
 
 def test_rating_task_masks_unrated_events():

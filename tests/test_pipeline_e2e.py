@@ -164,6 +164,30 @@ def test_pushed_model_answers_raw_requests(first_run):
     assert not trained & {i.decode() for i in top["item_ids"].numpy()[0]}  # seen items excluded
 
 
+def test_serving_edge_cases_get_defined_answers(first_run):
+    _, config, _ = first_run
+    version = pushed_versions(config)[0]
+    loaded = tf.saved_model.load(os.path.join(config.serving_root, config.model_name, version))
+    retrieve, rate = loaded.signatures["retrieve"], loaded.signatures["rate"]
+    unknown = retrieve(user_id=tf.constant([b"nobody", b""]), k=tf.constant(5))["item_ids"]
+    assert unknown.shape == (2, 5)
+    assert unknown.numpy()[0].tolist() == unknown.numpy()[1].tolist()  # both: the OOV user
+    with open(os.path.join(DATA, "movies.csv"), newline="") as f:
+        catalogue_size = sum(1 for _ in csv.DictReader(f))
+    huge = retrieve(user_id=tf.constant([b"1"]), k=tf.constant(10**9))["item_ids"]
+    assert huge.shape == (1, catalogue_size)
+    empty = retrieve(user_id=tf.constant([], tf.string), k=tf.constant(5))["item_ids"]
+    assert empty.shape[0] == 0
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be a positive"):
+        retrieve(user_id=tf.constant([b"1"]), k=tf.constant(0))
+    with pytest.raises((TypeError, tf.errors.InvalidArgumentError), match="string"):
+        retrieve(user_id=tf.constant([1]), k=tf.constant(5))
+    ratings = rate(user_id=tf.constant([b"1", b"1"]), item_id=tf.constant([b"1", b"no-such-item"]))
+    assert all(0.0 < r < 6.0 for r in ratings["rating"].numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must align"):
+        rate(user_id=tf.constant([b"1", b"2"]), item_id=tf.constant([b"1"]))
+
+
 def test_scann_twin_agrees_with_brute_force(first_run):
     _, config, _ = first_run
     version = pushed_versions(config)[0]
@@ -243,11 +267,25 @@ def rating_out_of_range(name, header, body):
     return header, body
 
 
+def new_genre(name, header, body):
+    if name == "movies.csv":
+        body = [[*body[0][:2], "Bollywood"], *body[1:]]
+    return header, body
+
+
+def drop_genres_column(name, header, body):
+    if name != "movies.csv":
+        return header, body
+    return header[:2], [r[:2] for r in body]
+
+
 @pytest.mark.parametrize(
     "mutate,message",
     [
         (drop_rating_column, r"log 'ratings' .* missing column\(s\) \['rating'\]"),
         (rating_out_of_range, r"(?s)data does not match schema.*train/rating: Out-of-range values"),
+        (new_genre, r"(?s)data does not match schema.*catalog/genres: Unexpected string values"),
+        (drop_genres_column, r"catalogue .* missing column\(s\) \['genres'\]"),
     ],
 )
 def test_bad_log_fails_clearly_and_pushes_nothing(tmp_path, mutate, message):

@@ -116,6 +116,7 @@ def test_features(transformed):
     assert list(data[3][F.GENRE_IDS]) == [0] * F.MAX_GENRES
     assert [float(r[F.RATING]) for r in data] == [4.0, 0.0, 2.5, 0.0]
     assert [float(r[F.RATING_MASK]) for r in data] == [1.0, 0.0, 1.0, 0.0]
+    assert [r[F.EVENT_TYPE] for r in data] == [b"watch", b"tag", b"watch", b""]
     assert [r[F.TITLE] for r in data] == [
         b"One Night (1995)",
         b"Two Nights (2001)",
