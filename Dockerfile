@@ -20,6 +20,8 @@ COPY setup.py local_runner.py kubeflow_runner.py ./
 COPY components/ components/
 COPY models/ models/
 COPY pipeline/ pipeline/
+COPY serving/ serving/
+COPY datagen/ datagen/
 COPY schema/ schema/
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import models.trainer, components.multilog_example_gen.executor"
+ && python -c "import pipeline.pipeline, models.trainer, models.tuning, components.recommender_pusher.executor"

@@ -5,6 +5,8 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 
 def main() -> None:
     """Parses flags, runs the pipeline and prints where the model was pushed."""
@@ -13,29 +15,35 @@ def main() -> None:
     from models.config import TuningConfig
     from pipeline.config import PipelineConfig
     from pipeline.pipeline import create_pipeline
+    from pipeline.presets import PRESETS
 
-    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data_root", default=os.path.join(here, "data", "movielens"))
-    parser.add_argument("--output_dir", default=os.path.join(here, "output"))
+    parser.add_argument("--dataset", choices=sorted(PRESETS), default="movielens")
+    parser.add_argument("--data_root", help="default: data/movielens for --dataset movielens")
+    parser.add_argument("--output_dir", default=os.path.join(HERE, "output"))
     parser.add_argument("--no_cache", action="store_true", help="re-run every component")
     parser.add_argument("--tune", action="store_true", help="add the Tuner (KerasTuner search)")
     parser.add_argument(
         "--direct_num_workers",
         type=int,
         default=1,
-        help="Beam workers: 1 runs in-memory (fastest on 2 cores at 100K events); "
-        "N > 1 or 0 (one per core) runs multi-processing",
+        help="Beam workers: 1 runs "
+        "in-memory (fastest here at 100K events); N > 1 or 0 (per core) multi-processing",
     )
     args = parser.parse_args()
-    out = os.path.abspath(args.output_dir)
+    if args.data_root is None and args.dataset != "movielens":
+        parser.error(f"--dataset {args.dataset} needs --data_root (see datagen/synthetic.py)")
+    preset, out = PRESETS[args.dataset], os.path.abspath(args.output_dir)
     mode = "in_memory" if args.direct_num_workers == 1 else "multi_processing"
     config = PipelineConfig(
-        pipeline_name="recommender-local",
+        pipeline_name=f"recommender-{args.dataset}",
         pipeline_root=os.path.join(out, "pipeline_root"),
-        data_root=os.path.abspath(args.data_root),
-        schema_path=os.path.join(here, "schema", "schema.pbtxt"),
+        data_root=os.path.abspath(args.data_root or os.path.join(HERE, "data", "movielens")),
+        schema_path=os.path.join(HERE, "schema", preset.schema_file),
         serving_root=os.path.join(out, "serving"),
+        ingest=preset.ingest,
+        model=preset.model,
+        gate=preset.gate,
         enable_cache=not args.no_cache,
         tuning=TuningConfig() if args.tune else None,
         beam_pipeline_args=(
@@ -43,21 +51,17 @@ def main() -> None:
             f"--direct_num_workers={args.direct_num_workers}",
         ),
     )
+    model_dir = os.path.join(config.serving_root, config.model_name)
+    before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         os.path.join(out, "metadata.sqlite")
     )
-    model_dir = os.path.join(config.serving_root, config.model_name)
-
-    def versions() -> set[str]:
-        return set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
-
-    before = versions()
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata))
-    new = sorted(versions() - before, key=int)
+    new = sorted(set(os.listdir(model_dir)) - before if os.path.isdir(model_dir) else [], key=int)
     print(
         f"Pushed model: {os.path.join(model_dir, new[-1])}"
         if new
-        else "No model pushed this run (cached, or not blessed: see the Evaluator's metrics.json)"
+        else "No model pushed this run (unchanged, or not blessed: see metrics.json)"
     )
 
 

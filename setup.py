@@ -25,7 +25,7 @@ setup(
     version="0.1.0",
     description="TFX pipeline training and shipping a multi-task TFRS recommender.",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline*", "components*", "models*", "serving*"]),
+    packages=find_packages(include=["pipeline*", "components*", "models*", "serving*", "datagen*"]),
     py_modules=["local_runner", "kubeflow_runner"],
     install_requires=RUNTIME,
     extras_require={"dev": DEV, "bench": BENCH},

@@ -176,6 +176,10 @@ class TrainingThroughput(tf.keras.callbacks.Callback):
         if len(self.seconds) < self.params.get("epochs", 0):
             self.seconds.append(time.perf_counter() - self._start)
 
+    def on_epoch_end(self, epoch, logs=None):  # noqa: D102
+        if len(self.seconds) < epoch + 1:  # no validation this epoch
+            self.seconds.append(time.perf_counter() - self._start)
+
     def examples_per_second(self) -> float:
         """Median over epochs after the first (which also traces the graph), if any."""
         steady = self.seconds[1:] or self.seconds

@@ -1,6 +1,8 @@
 """Compiles the pipeline for KFP v2 / Vertex AI (no cloud access) and checks the spec."""
 
 import json
+import os
+import re
 
 import pytest
 from google.protobuf import json_format
@@ -122,3 +124,16 @@ def test_config_errors_name_the_offending_value(overrides, message):
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         parse_args(["--config", str(tmp_path / "nope.json")])
+
+
+def test_pipeline_image_copies_every_package_the_components_import():
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    with open(os.path.join(root, "Dockerfile")) as f:
+        copied = {m.group(1) for m in re.finditer(r"^COPY (\w+)/ \1/$", f.read(), re.M)}
+    packages = {
+        d
+        for d in os.listdir(root)
+        if os.path.isfile(os.path.join(root, d, "__init__.py")) and d not in ("tests", "benchmarks")
+    }
+    assert packages <= copied, packages - copied
+    assert "schema" in copied
