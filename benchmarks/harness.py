@@ -85,7 +85,10 @@ def keep_ratings(percent: int, seed: int = 42) -> training.EventMap:
 
 
 def train_and_score(
-    config: ModelConfig, data: RunData, rating_percent: int = 100
+    config: ModelConfig,
+    data: RunData,
+    rating_percent: int = 100,
+    retrieval_event_types: tuple[str, ...] = ("watch",),
 ) -> dict[str, float]:
     """Trains `config`, exports it and evaluates it like the pipeline's Evaluator.
 
@@ -106,7 +109,9 @@ def train_and_score(
         dirs = training.export(
             model, config, data.tf_transform_output, data.train, data.catalog, tmp + "/m/x"
         )
-        metrics = evaluate_saved_model(dirs["brute_force"], data.raw_eval, 100, ("watch",))
+        metrics = evaluate_saved_model(
+            dirs["brute_force"], data.raw_eval, 100, retrieval_event_types
+        )
     return {
         "rmse": metrics.rmse,
         "top_100": metrics.top_k_accuracy,
