@@ -13,13 +13,12 @@ Writes benchmarks/results/dcn.{json,md}.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import RESULTS, RunData, train_and_score  # noqa: E402
+from benchmarks.harness import RunData, train_and_score, write_results  # noqa: E402
 from models.config import DCNConfig, ModelConfig  # noqa: E402
 
 VARIANTS = {
@@ -56,12 +55,7 @@ def main() -> None:
             f"| {r['variant']} | {r['rmse']:.4f} | {r['top_100']:.4f} "
             f"| {r['rating_tower_params']:,} | {r['train_examples_per_second']:,.0f} |"
         )
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "dcn.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    with open(os.path.join(RESULTS, "dcn.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("dcn", rows, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import RESULTS, ROOT, RunData, train_and_score  # noqa: E402
+from benchmarks.harness import ROOT, RunData, train_and_score, write_results  # noqa: E402
 from datagen.synthetic import SyntheticConfig, write  # noqa: E402
 from pipeline.presets import PRESETS  # noqa: E402
 
@@ -82,12 +81,7 @@ def main() -> None:
             f"| {name} | {r['top_100']:.4f}{'' if retrieval else ' (untrained)'} "
             f"| {r['rmse']:.4f}{'' if rating else ' (untrained)'} |"
         )
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "funnel_transfer.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    with open(os.path.join(RESULTS, "funnel_transfer.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("funnel_transfer", rows, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

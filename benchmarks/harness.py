@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
 import tempfile
 import time
@@ -29,6 +30,16 @@ from models.evaluation import evaluate_saved_model  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 DEFAULT_PIPELINE_ROOT = os.path.join(ROOT, "output", "pipeline_root")
+
+
+def write_results(name: str, data, table: str) -> None:
+    """Writes `results/<name>.json` and `results/<name>.md`, and prints the table."""
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
+        json.dump(data, f, indent=2)
+    with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
+        f.write(table)
+    print(table)
 
 
 def _latest(pattern: str) -> str:

@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import RESULTS, ROOT, RunData  # noqa: E402
+from benchmarks.harness import ROOT, RunData, write_results  # noqa: E402
 from datagen.synthetic import FILES, SyntheticConfig, write  # noqa: E402
 
 SIZES = {"100K": 60_000, "1M": 790_000}  # views drawn -> ~100K / ~1M events in all
@@ -172,12 +172,7 @@ def main() -> None:
         "runs": runs,
         "throughput": throughput(os.path.join(args.work_dir, "out-1M", "pipeline_root")),
     }
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "scale.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    with open(os.path.join(RESULTS, "scale.md"), "w") as f:
-        f.write(markdown(result))
-    print(markdown(result))
+    write_results("scale", result, markdown(result))
 
 
 if __name__ == "__main__":

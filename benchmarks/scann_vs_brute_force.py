@@ -19,7 +19,6 @@ Writes benchmarks/results/scann.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -30,12 +29,12 @@ import numpy as np  # noqa: E402
 import scann  # noqa: E402, F401
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.harness import write_results  # noqa: E402
 from models.config import ScannConfig  # noqa: E402
 from models.export import SCANN_SAVE_OPTIONS  # noqa: E402
 from models.index import build_index  # noqa: E402
 
 DIM, RANK, K = 64, 16, 100
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def embeddings(n: int, seed: int) -> np.ndarray:
@@ -173,12 +172,7 @@ def main() -> None:
                 f"x{row['speedup_batch64']:.1f} (batch 64), recall@100 {row['recall_at_100']:.3f}",
                 flush=True,
             )
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "scann.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    with open(os.path.join(RESULTS, "scann.md"), "w") as f:
-        f.write(markdown(rows))
-    print(markdown(rows))
+    write_results("scann", rows, markdown(rows))
 
 
 if __name__ == "__main__":

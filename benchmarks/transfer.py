@@ -17,13 +17,12 @@ Writes benchmarks/results/transfer.{json,md,png}.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import RESULTS, RunData, baselines, train_and_score  # noqa: E402
+from benchmarks.harness import RESULTS, RunData, baselines, train_and_score, write_results  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 
 PERCENTS = (100, 25, 10, 5)
@@ -114,13 +113,8 @@ def plot(result: dict, path: str) -> None:
 def main() -> None:
     """Runs the benchmark and writes its result files."""
     result = run(RunData.latest(), ModelConfig())
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "transfer.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    with open(os.path.join(RESULTS, "transfer.md"), "w") as f:
-        f.write(markdown(result))
+    write_results("transfer", result, markdown(result))
     plot(result, os.path.join(RESULTS, "transfer.png"))
-    print(markdown(result))
 
 
 if __name__ == "__main__":

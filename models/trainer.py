@@ -9,9 +9,7 @@ from tfx import v1 as tfx
 from models import training
 from models.config import ModelConfig
 from models.data import catalog_pattern
-from models.tuning import apply_hyperparameters
-
-MODEL_CONFIG_KEY = "model"
+from models.tuning import MODEL_CONFIG_KEY, apply_hyperparameters
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

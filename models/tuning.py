@@ -31,6 +31,7 @@ from models.training import EVAL_BATCH, TrainingSetup, new_model, prepare
 
 TUNING_CONFIG_KEY = "tuning"
 MODEL_CONFIG_KEY = "model"
+"""custom_config keys of the Trainer and Tuner (the Trainer reads the model config only)."""
 
 
 RMSE = "val_rmse"

@@ -99,6 +99,16 @@ def create_pipeline(
     )
 
 
+def _vertex_training(config: PipelineConfig) -> bool:
+    return config.vertex is not None and config.vertex.training
+
+
+def _vertex_keys(config: PipelineConfig) -> dict:
+    """custom_config entries every Vertex AI extension component needs."""
+    cloud = tfx.extensions.google_cloud_ai_platform
+    return {cloud.ENABLE_VERTEX_KEY: True, cloud.VERTEX_REGION_KEY: config.vertex.region}
+
+
 def _tuner(config: PipelineConfig, transform: BaseComponent) -> BaseComponent:
     """KerasTuner over loss weights and DCN shape, on a slice of the train split only."""
     custom_config = {
@@ -112,13 +122,12 @@ def _tuner(config: PipelineConfig, transform: BaseComponent) -> BaseComponent:
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["train"]),
     )
-    if config.vertex is None or not config.vertex.training:
+    if not _vertex_training(config):
         return tfx.components.Tuner(custom_config=custom_config, **kwargs)
     cloud = tfx.extensions.google_cloud_ai_platform
     custom_config.update(
         {
-            cloud.ENABLE_VERTEX_KEY: True,
-            cloud.VERTEX_REGION_KEY: config.vertex.region,
+            **_vertex_keys(config),
             cloud.experimental.TUNING_ARGS_KEY: config.vertex.training_job_spec(),
             cloud.experimental.REMOTE_TRIALS_WORKING_DIR_KEY: os.path.join(
                 config.pipeline_root, "tuning_trials"
@@ -133,13 +142,12 @@ def _tuner(config: PipelineConfig, transform: BaseComponent) -> BaseComponent:
 def _trainer(config: PipelineConfig, **kwargs) -> tfx.components.Trainer:
     """The Trainer, in the orchestrator's worker or as a Vertex AI Training job."""
     custom_config = {MODEL_CONFIG_KEY: config.model.to_json_dict()}
-    if config.vertex is None or not config.vertex.training:
+    if not _vertex_training(config):
         return tfx.components.Trainer(custom_config=custom_config, **kwargs)
     cloud = tfx.extensions.google_cloud_ai_platform
     custom_config.update(
         {
-            cloud.ENABLE_VERTEX_KEY: True,
-            cloud.VERTEX_REGION_KEY: config.vertex.region,
+            **_vertex_keys(config),
             cloud.TRAINING_ARGS_KEY: config.vertex.training_job_spec(),
         }
     )
@@ -156,8 +164,7 @@ def _pusher(config: PipelineConfig, **kwargs) -> BaseComponent:
     vertex = config.vertex
     return cloud.Pusher(
         custom_config={
-            cloud.ENABLE_VERTEX_KEY: True,
-            cloud.VERTEX_REGION_KEY: vertex.region,
+            **_vertex_keys(config),
             cloud.VERTEX_CONTAINER_IMAGE_URI_KEY: vertex.serving_image_uri,
             cloud.SERVING_ARGS_KEY: {
                 "project_id": vertex.project,
