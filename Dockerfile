@@ -14,9 +14,10 @@ COPY requirements.lock ./
 RUN python -m pip install --no-cache-dir uv==0.13.9 \
  && python -m uv pip install --system --no-cache -r requirements.lock
 
-# The project: components, models, pipeline and the curated schema
-# (pipeline.cloud.IMAGE_SCHEMA_PATH = /pipeline/schema/schema.pbtxt).
+# The project: its packages and the curated schemas
+# (pipeline.cloud.IMAGE_SCHEMA_DIR = /pipeline/schema).
 COPY setup.py local_runner.py kubeflow_runner.py ./
+COPY contracts/ contracts/
 COPY components/ components/
 COPY models/ models/
 COPY pipeline/ pipeline/
@@ -24,4 +25,4 @@ COPY serving/ serving/
 COPY datagen/ datagen/
 COPY schema/ schema/
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import pipeline.pipeline, models.trainer, models.tuning, components.recommender_pusher.executor"
+ && python -c "import pipeline.pipeline, models.entrypoints, components.recommender_pusher.executor"

@@ -12,10 +12,9 @@ def main() -> None:
     """Parses flags, runs the pipeline and prints where the model was pushed."""
     from tfx import v1 as tfx
 
-    from models.config import TuningConfig
     from pipeline.config import PipelineConfig
     from pipeline.pipeline import create_pipeline
-    from pipeline.presets import PRESETS
+    from pipeline.presets import PRESETS, preset_fields
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", choices=sorted(PRESETS), default="movielens")
@@ -33,23 +32,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.data_root is None and args.dataset != "movielens":
         parser.error(f"--dataset {args.dataset} needs --data_root (see datagen/synthetic.py)")
-    preset, out = PRESETS[args.dataset], os.path.abspath(args.output_dir)
+    out = os.path.abspath(args.output_dir)
     mode = "in_memory" if args.direct_num_workers == 1 else "multi_processing"
-    config = PipelineConfig(
-        pipeline_name=f"recommender-{args.dataset}",
-        pipeline_root=os.path.join(out, "pipeline_root"),
-        data_root=os.path.abspath(args.data_root or os.path.join(HERE, "data", "movielens")),
-        schema_path=os.path.join(HERE, "schema", preset.schema_file),
-        serving_root=os.path.join(out, "serving"),
-        ingest=preset.ingest,
-        model=preset.model,
-        gate=preset.gate,
-        enable_cache=not args.no_cache,
-        tuning=TuningConfig() if args.tune else None,
-        beam_pipeline_args=(
-            f"--direct_running_mode={mode}",
-            f"--direct_num_workers={args.direct_num_workers}",
-        ),
+    config = PipelineConfig.from_json_dict(
+        {
+            **preset_fields(args.dataset, os.path.join(HERE, "schema")),
+            "pipeline_root": os.path.join(out, "pipeline_root"),
+            "data_root": os.path.abspath(args.data_root or os.path.join(HERE, "data", "movielens")),
+            "serving_root": os.path.join(out, "serving"),
+            "enable_cache": not args.no_cache,
+            "tuning": {} if args.tune else None,
+            "beam_pipeline_args": [
+                f"--direct_running_mode={mode}",
+                f"--direct_num_workers={args.direct_num_workers}",
+            ],
+        }
     )
     model_dir = os.path.join(config.serving_root, config.model_name)
     before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()

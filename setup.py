@@ -1,7 +1,8 @@
 """Packaging for the multi-task recommender TFX pipeline.
 
-The runtime pins are the stack measured in DEVELOPERS.md; `requirements.lock`
-is compiled from this file with `make lock` and is what installs use.
+The runtime pins are the stack measured on the development machines (Python
+3.10; see the README's set-up section); `requirements.lock` is compiled from
+this file with `make lock` and is what installs use.
 """
 
 from setuptools import find_packages, setup
@@ -25,7 +26,9 @@ setup(
     version="0.1.0",
     description="TFX pipeline training and shipping a multi-task TFRS recommender.",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline*", "components*", "models*", "serving*", "datagen*"]),
+    packages=find_packages(
+        include=["contracts*", "pipeline*", "components*", "models*", "serving*", "datagen*"]
+    ),
     py_modules=["local_runner", "kubeflow_runner"],
     install_requires=RUNTIME,
     extras_require={"dev": DEV, "bench": BENCH},

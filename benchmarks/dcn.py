@@ -19,7 +19,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.harness import RunData, train_and_score, write_results  # noqa: E402
-from models.config import DCNConfig, ModelConfig  # noqa: E402
+from models.config import DCNConfig  # noqa: E402
+from pipeline.presets import PRESETS  # noqa: E402
 
 VARIANTS = {
     "DNN only (no cross layers)": DCNConfig("stacked", 0, None, (64, 32)),
@@ -32,7 +33,7 @@ VARIANTS = {
 
 def main() -> None:
     """Trains each variant and writes the table."""
-    data, base = RunData.latest(), ModelConfig()
+    data, base = RunData.latest(), PRESETS["movielens"].model
     rows = []
     for name, dcn in VARIANTS.items():
         scores = train_and_score(dataclasses.replace(base, dcn=dcn), data)

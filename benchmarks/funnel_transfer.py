@@ -53,7 +53,9 @@ def main() -> None:
     preset = PRESETS["synthetic"].model
     variants = {
         "retrieval on purchases only": dataclasses.replace(
-            preset, retrieval_events=(("purchase", 1.0),), rating_weight=0.0
+            preset,
+            events=dataclasses.replace(preset.events, retrieval=(("purchase", 1.0),)),
+            rating_weight=0.0,
         ),
         "retrieval on every behaviour": dataclasses.replace(preset, rating_weight=0.0),
         "rating-only (purchase ratings)": dataclasses.replace(preset, retrieval_weight=0.0),
@@ -61,7 +63,7 @@ def main() -> None:
     }
     rows = {}
     for name, config in variants.items():
-        rows[name] = train_and_score(config, run, retrieval_event_types=("purchase",))
+        rows[name] = train_and_score(config, run)
         print(name, rows[name], flush=True)
     lines = [
         "# Transfer from views/clicks/carts to purchases (synthetic funnel)",

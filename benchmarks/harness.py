@@ -25,7 +25,9 @@ import tensorflow_transform as tft  # noqa: E402
 from models import features as F  # noqa: E402
 from models import training  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
-from models.evaluation import evaluate_saved_model  # noqa: E402
+from models.data import read_transformed  # noqa: E402
+from models.evaluation import evaluate_saved_model, event_feature_spec  # noqa: E402
+from models.export import export_models  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -99,7 +101,6 @@ def train_and_score(
     config: ModelConfig,
     data: RunData,
     rating_percent: int = 100,
-    retrieval_event_types: tuple[str, ...] = ("watch",),
 ) -> dict[str, float]:
     """Trains `config`, exports it and evaluates it like the pipeline's Evaluator.
 
@@ -117,11 +118,15 @@ def train_and_score(
         map_events=keep_ratings(rating_percent) if rating_percent < 100 else None,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        dirs = training.export(
+        dirs = export_models(
             model, config, data.tf_transform_output, data.train, data.catalog, tmp + "/m/x"
         )
         metrics = evaluate_saved_model(
-            dirs["brute_force"], data.raw_eval, 100, retrieval_event_types
+            dirs["brute_force"],
+            data.raw_eval,
+            config.top_k,
+            config.events,
+            event_feature_spec(data.tf_transform_output.raw_metadata.schema),
         )
     return {
         "rmse": metrics.rmse,
@@ -176,7 +181,7 @@ def baselines(data: RunData, rating_percent: int = 100, reg: float = 10.0) -> di
 
 
 def _arrays(pattern: str, data: RunData, map_events) -> dict[str, np.ndarray]:
-    dataset = training.read_transformed(pattern, data.tf_transform_output, 8192)
+    dataset = read_transformed(pattern, data.tf_transform_output, 8192)
     if map_events:
         dataset = dataset.map(map_events)
     out: dict[str, list] = {"user": [], "item": [], "rating": [], "mask": []}

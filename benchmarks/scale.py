@@ -84,7 +84,7 @@ def throughput(pipeline_root: str) -> dict:
     import tensorflow as tf
 
     from models import training
-    from models.data import with_item_probability, with_task_events
+    from models.data import read_transformed, with_item_probability, with_task_events
     from pipeline.presets import PRESETS
 
     data = RunData.latest(pipeline_root)
@@ -92,7 +92,7 @@ def throughput(pipeline_root: str) -> dict:
     _, final = training.train(config, data.tf_transform_output, data.train, data.eval, data.catalog)
     setup = training.prepare(data.tf_transform_output, data.train, data.catalog)
     columns: dict[str, list] = {}
-    for batch in training.read_transformed(data.train, data.tf_transform_output, 65536):
+    for batch in read_transformed(data.train, data.tf_transform_output, 65536):
         for key, value in batch.items():
             columns.setdefault(key, []).append(value.numpy())
     arrays = {k: np.concatenate(v) for k, v in columns.items()}
@@ -101,7 +101,7 @@ def throughput(pipeline_root: str) -> dict:
         .shuffle(config.shuffle_buffer, seed=config.seed)
         .batch(config.batch_size)
     )
-    memory = with_task_events(memory, config.retrieval_events, config.rating_events)
+    memory = with_task_events(memory, config.events)
     memory = with_item_probability(memory, setup.stats.item_probabilities).prefetch(
         tf.data.AUTOTUNE
     )

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.harness import RESULTS, RunData, baselines, train_and_score, write_results  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
+from pipeline.presets import PRESETS  # noqa: E402
 
 PERCENTS = (100, 25, 10, 5)
 
@@ -112,7 +113,7 @@ def plot(result: dict, path: str) -> None:
 
 def main() -> None:
     """Runs the benchmark and writes its result files."""
-    result = run(RunData.latest(), ModelConfig())
+    result = run(RunData.latest(), PRESETS["movielens"].model)
     write_results("transfer", result, markdown(result))
     plot(result, os.path.join(RESULTS, "transfer.png"))
 

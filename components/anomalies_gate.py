@@ -38,11 +38,18 @@ def load_anomalies(artifact: tfx.types.standard_artifacts.ExampleAnomalies):
 @tfx.dsl.components.component
 def AnomaliesGate(  # noqa: N802
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    schema_path: tfx.dsl.components.Parameter[str],
 ) -> None:
-    """Raises ValueError listing every anomaly; passes when there is none."""
+    """Raises ValueError listing every anomaly; passes when there is none.
+
+    Args:
+        anomalies: ExampleValidator's output.
+        schema_path: The curated schema the data was checked against (named in
+            the message).
+    """
     lines = describe_anomalies(load_anomalies(anomalies))
     if lines:
         raise ValueError(
-            "data does not match schema/schema.pbtxt; fix the logs or, if the change is "
+            f"data does not match {schema_path}; fix the logs or, if the change is "
             "intended, the curated schema:\n  " + "\n  ".join(lines)
         )

@@ -7,7 +7,7 @@ view > click > add-to-cart > purchase whose step probabilities rise with the
 affinity (calibrated to roughly 100 : 20 : 5 : 1). A share of purchases carries
 an explicit 1-5 rating that also follows the affinity.
 
-Output, in the format the pipeline ingests (see `SYNTHETIC_INGEST`): one CSV
+Output, in the format the pipeline ingests (`pipeline.presets.SYNTHETIC_INGEST`): one CSV
 per behaviour (`views.csv`, `clicks.csv`, `carts.csv`, `purchases.csv` with a
 `rating` column that is empty for unrated purchases) and `items.csv`.
 
@@ -24,8 +24,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
-
 FUNNEL = ("view", "click", "cart", "purchase")
 FILES = {
     "view": "views.csv",
@@ -34,22 +32,6 @@ FILES = {
     "purchase": "purchases.csv",
 }
 CATEGORIES = tuple(f"cat{c:02d}" for c in range(16))
-
-SYNTHETIC_INGEST = IngestSpec(
-    logs=tuple(
-        LogSpec(
-            name=f"{event}s",
-            file=FILES[event],
-            event_type=event,
-            user_column="user_id",
-            item_column="item_id",
-            rating_column="rating" if event == "purchase" else None,
-        )
-        for event in FUNNEL
-    ),
-    catalog=CatalogSpec(file="items.csv", item_column="item_id", empty_genres=""),
-)
-"""How the pipeline ingests the generator's output."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from models import jsonable
+from contracts import jsonable
+from contracts.names import RETRIEVAL_K
 
 DCN_STRUCTURES = ("stacked", "parallel")
 SCANN_SEARCHED_PER_RESULT = 20
@@ -106,6 +107,53 @@ class ScannConfig(jsonable.JsonDataclass):
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskEvents(jsonable.JsonDataclass):
+    """Which events train and evaluate each task: one source for Trainer and Evaluator.
+
+    Attributes:
+        retrieval: (event type, weight) pairs: the events that train retrieval
+            and how much each counts; empty = every event, weight 1.
+        rating: Event types whose ratings train and evaluate the rating task;
+            empty = every event that carries a rating.
+        retrieval_eval: Event types whose top-K accuracy the Evaluator measures
+            and gates; empty = every event type `retrieval` trains on (every
+            event when `retrieval` is empty).
+
+    Raises:
+        ValueError: on an unnamed event, a negative weight, no positive weight,
+            or an evaluated event type that retrieval does not train on.
+    """
+
+    retrieval: tuple[tuple[str, float], ...] = ()
+    rating: tuple[str, ...] = ()
+    retrieval_eval: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [(e, w) for e, w in self.retrieval if not e or w < 0]
+        if bad:
+            raise ValueError(f"retrieval events need named events and weights >= 0, got {bad}")
+        if self.retrieval and not any(w > 0 for _, w in self.retrieval):
+            raise ValueError(
+                f"retrieval events must give some event a weight > 0, got {self.retrieval}"
+            )
+        if not all(self.rating) or not all(self.retrieval_eval):
+            raise ValueError(
+                f"event types must be non-empty, got {self.rating} and {self.retrieval_eval}"
+            )
+        trained = {e for e, w in self.retrieval if w > 0}
+        untrained = sorted(set(self.retrieval_eval) - trained) if self.retrieval else []
+        if untrained:
+            raise ValueError(
+                f"retrieval_eval event type(s) {untrained} do not train retrieval "
+                f"(retrieval trains on {sorted(trained)})"
+            )
+
+    def evaluated_retrieval_events(self) -> tuple[str, ...]:
+        """Event types the top-K gate scores; empty = every event."""
+        return self.retrieval_eval or tuple(e for e, w in self.retrieval if w > 0)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig(jsonable.JsonDataclass):
     """Everything `run_fn` needs to build, train and export the model.
 
@@ -119,13 +167,12 @@ class ModelConfig(jsonable.JsonDataclass):
         learning_rate: Adam learning rate.
         shuffle_buffer: Events held by the shuffle buffer.
         seed: Seed of initialisation and shuffling.
-        serving_k: Default number of items the serving signature returns.
+        top_k: The retrieval depth K: the FactorizedTopK metric reports top-10 and
+            top-K, the Tuner's objective and the Evaluator's gate use top-K, and
+            the index and ScaNN's defaults are sized for K results.
         exclude_seen: Exported models never recommend an item the user already
             interacted with in the training events.
-        retrieval_events: (event type, weight) pairs: which events train the
-            retrieval task and how much each counts; empty = every event, weight 1.
-        rating_events: Event types whose ratings train the rating task; empty =
-            every event that carries a rating.
+        events: Which events train and evaluate each task.
         scann: Parameters of the ScaNN index of the ScaNN export.
     """
 
@@ -138,14 +185,13 @@ class ModelConfig(jsonable.JsonDataclass):
     learning_rate: float = 0.01
     shuffle_buffer: int = 100_000
     seed: int = 42
-    serving_k: int = 100
+    top_k: int = RETRIEVAL_K
     exclude_seen: bool = True
-    retrieval_events: tuple[tuple[str, float], ...] = ()
-    rating_events: tuple[str, ...] = ()
+    events: TaskEvents = TaskEvents()
     scann: ScannConfig = ScannConfig()
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "epochs", "batch_size", "shuffle_buffer", "serving_k"):
+        for name in ("embedding_dim", "epochs", "batch_size", "shuffle_buffer", "top_k"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("retrieval_weight", "rating_weight"):
@@ -153,15 +199,13 @@ class ModelConfig(jsonable.JsonDataclass):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.retrieval_weight == 0 and self.rating_weight == 0:
             raise ValueError("at least one of retrieval_weight and rating_weight must be > 0")
-        bad = [(e, w) for e, w in self.retrieval_events if not e or w < 0]
-        if bad:
-            raise ValueError(f"retrieval_events need named events and weights >= 0, got {bad}")
-        if self.retrieval_events and not any(w > 0 for _, w in self.retrieval_events):
-            raise ValueError(
-                f"retrieval_events must give some event a weight > 0, got {self.retrieval_events}"
-            )
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    @property
+    def metric_ks(self) -> tuple[int, ...]:
+        """Depths of the FactorizedTopK metric: 10 and `top_k`."""
+        return tuple(sorted({10, self.top_k}))
 
 
 @dataclasses.dataclass(frozen=True)

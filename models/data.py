@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.multilog_example_gen.spec import CATALOG_SPLIT
 from models import features as F
+from models.config import TaskEvents
+
+CATALOG_BATCH = 2048
+"""Catalogue rows per batch when embedding the candidates."""
+SCAN_BATCH = 4096
+"""Events per batch of a full pass that does not train (statistics, validation, seen items)."""
 
 
 def read_transformed(
@@ -45,25 +49,6 @@ def read_transformed(
         .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-def catalog_pattern(train_pattern: str) -> str:
-    """Returns the catalogue split's file pattern next to a train split pattern.
-
-    TFX lays splits out as `<examples uri>/Split-<name>/`, and the Trainer passes
-    the train split as `<examples uri>/Split-train/*`.
-
-    Raises:
-        ValueError: if the pattern is not inside a `Split-*` directory or the
-            catalogue split is missing.
-    """
-    split_dir = os.path.dirname(train_pattern)
-    if not os.path.basename(split_dir).startswith("Split-"):
-        raise ValueError(f"expected a pattern inside a Split-* directory, got {train_pattern!r}")
-    catalog_dir = os.path.join(os.path.dirname(split_dir), f"Split-{CATALOG_SPLIT}")
-    if not tf.io.gfile.isdir(catalog_dir):
-        raise ValueError(f"examples have no {CATALOG_SPLIT!r} split at {catalog_dir!r}")
-    return os.path.join(catalog_dir, "*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,37 +108,33 @@ def user_item_pairs(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(users), np.concatenate(items)
 
 
-def with_task_events(
-    dataset: tf.data.Dataset,
-    retrieval_events: tuple[tuple[str, float], ...],
-    rating_events: tuple[str, ...],
-) -> tf.data.Dataset:
-    """Applies each task's event selection (see `ModelConfig.retrieval_events`).
+def with_task_events(dataset: tf.data.Dataset, events: TaskEvents) -> tf.data.Dataset:
+    """Applies each task's event selection (see `TaskEvents`).
 
     Adds `features[RETRIEVAL_WEIGHT]` [batch] (0 for unlisted event types) when
-    `retrieval_events` is set, and zeroes the rating mask of events whose type
-    is not in `rating_events` when that is set. Empty selections change nothing.
+    `events.retrieval` is set, and zeroes the rating mask of events whose type
+    is not in `events.rating` when that is set. Empty selections change nothing.
     """
-    if not retrieval_events and not rating_events:
+    if not events.retrieval and not events.rating:
         return dataset
     weights = None
-    if retrieval_events:
+    if events.retrieval:
         weights = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant([e for e, _ in retrieval_events]),
-                tf.constant([float(w) for _, w in retrieval_events], tf.float32),
+                tf.constant([e for e, _ in events.retrieval]),
+                tf.constant([float(w) for _, w in events.retrieval], tf.float32),
             ),
             default_value=0.0,
         )
-    rated = tf.constant(list(rating_events), tf.string)
+    rated = tf.constant(list(events.rating), tf.string)
 
     def apply(features):
         out = dict(features)
-        events = features[F.EVENT_TYPE]
+        types = features[F.EVENT_TYPE]
         if weights is not None:
-            out[F.RETRIEVAL_WEIGHT] = weights.lookup(events)
-        if rating_events:
-            keep = tf.reduce_any(tf.equal(events[:, None], rated[None, :]), axis=1)
+            out[F.RETRIEVAL_WEIGHT] = weights.lookup(types)
+        if events.rating:
+            keep = tf.reduce_any(tf.equal(types[:, None], rated[None, :]), axis=1)
             out[F.RATING_MASK] = features[F.RATING_MASK] * tf.cast(keep, tf.float32)
         return out
 

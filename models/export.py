@@ -1,4 +1,8 @@
-"""Serving export: raw features in, top-K items or ratings out, Transform graph inside.
+"""Serving export, in one place: raw features in, top-K items or ratings out.
+
+`export_models` writes the brute-force model and its ScaNN twin with their
+warmup requests; everything it needs (catalogue embeddings, the users' seen
+items, the index) is built here from the trained model and Transform's output.
 
 Signatures of each exported SavedModel:
     retrieve(user_id: string[B], k: int32[]) -> item_ids string[B, k'], titles
@@ -17,14 +21,19 @@ with a ScaNN index (needs ScaNN's custom ops at load and serve time).
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from contracts import names
+from contracts.layout import scann_model_dir
 from models import features as F
+from models.config import ModelConfig
+from models.data import CATALOG_BATCH, SCAN_BATCH, read_transformed, user_item_pairs
 from models.index import ScannConfig, SeenItems, build_index
 from models.model import MultiTaskRecommender
+from serving.client import write_warmup_requests
 
-SIGNATURES = ("serving_default", "retrieve", "rate")
 SCANN_SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 
 
@@ -128,8 +137,8 @@ class ServingModule(tf.Module):
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None], tf.string, name="user_id"),
-            tf.TensorSpec([], tf.int32, name="k"),
+            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
+            tf.TensorSpec([], tf.int32, name=names.K_INPUT),
         ]
     )
     def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -149,15 +158,15 @@ class ServingModule(tf.Module):
             top = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(scores)[1]))
             scores, rows = top.values, tf.gather(rows, top.indices, batch_dims=1)
         return {
-            "item_ids": tf.gather(self.item_ids, rows),
-            "titles": tf.gather(self.titles, rows),
-            "scores": scores,
+            names.ITEM_IDS_OUTPUT: tf.gather(self.item_ids, rows),
+            names.TITLES_OUTPUT: tf.gather(self.titles, rows),
+            names.SCORES_OUTPUT: scores,
         }
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None], tf.string, name="user_id"),
-            tf.TensorSpec([None], tf.string, name="item_id"),
+            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
+            tf.TensorSpec([None], tf.string, name=names.ITEM_ID_INPUT),
         ]
     )
     def rate(self, user_id: tf.Tensor, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -167,7 +176,7 @@ class ServingModule(tf.Module):
         )
         items = tf.gather(self.item_embeddings, self.item_rows.lookup(item_id))
         rating = self.rating_tower((self.user_tower(self._transform(user_id)), items))
-        return {"rating": tf.reshape(rating, [-1])}
+        return {names.RATING_OUTPUT: tf.reshape(rating, [-1])}
 
 
 def export_serving_model(module: ServingModule, export_dir: str) -> None:
@@ -181,9 +190,70 @@ def export_serving_model(module: ServingModule, export_dir: str) -> None:
         module,
         export_dir,
         signatures={
-            "serving_default": retrieve,
-            "retrieve": retrieve,
-            "rate": module.rate.get_concrete_function(),
+            names.SERVING_DEFAULT: retrieve,
+            names.RETRIEVE: retrieve,
+            names.RATE: module.rate.get_concrete_function(),
         },
         options=SCANN_SAVE_OPTIONS,
     )
+
+
+def seen_items(
+    catalog: CatalogEmbeddings,
+    tf_transform_output: tft.TFTransformOutput,
+    train_pattern: str | list[str],
+) -> SeenItems:
+    """Maps the training events' (user, item) pairs to catalogue rows."""
+    users, items = user_item_pairs(read_transformed(train_pattern, tf_transform_output, SCAN_BATCH))
+    num_items = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
+    row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
+    row_of[catalog.item_idx.numpy()] = np.arange(catalog.size)
+    num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB) + F.OOV_BUCKETS
+    return SeenItems(users, row_of[items], num_users=num_users, num_rows=catalog.size)
+
+
+def export_models(
+    model: MultiTaskRecommender,
+    config: ModelConfig,
+    tf_transform_output: tft.TFTransformOutput,
+    train_pattern: str | list[str],
+    catalog_pattern: str | list[str],
+    export_dir: str,
+    model_name: str = "recommender",
+) -> dict[str, str]:
+    """Exports the brute-force serving model and its ScaNN twin, with warmup requests.
+
+    Args:
+        model: The trained recommender.
+        config: Hyperparameters (top_k, exclude_seen, scann).
+        tf_transform_output: Transform output embedded in the models.
+        train_pattern: Transformed training events (the users' seen items).
+        catalog_pattern: Transformed catalogue rows.
+        export_dir: Directory of the brute-force model; the ScaNN model goes to
+            `contracts.layout.scann_model_dir(export_dir)`.
+        model_name: Model name written into the warmup requests.
+
+    Returns:
+        The two export directories, keyed by index kind ("brute_force", "scann").
+    """
+    catalog = CatalogEmbeddings(
+        model, read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
+    )
+    seen = seen_items(catalog, tf_transform_output, train_pattern) if config.exclude_seen else None
+    users = [u.decode() for u in tf_transform_output.vocabulary_by_name(F.USER_VOCAB)[:3]]
+    users.append("warmup-unknown-user")
+    items = [i.decode() for i in catalog.item_ids[: len(users)].numpy()]
+    dirs = {"brute_force": export_dir, "scann": scann_model_dir(export_dir)}
+    for kind, directory in dirs.items():
+        module = ServingModule(
+            model,
+            tf_transform_output,
+            catalog,
+            index_kind=kind,
+            default_k=config.top_k,
+            scann=config.scann,
+            seen=seen,
+        )
+        export_serving_model(module, directory)
+        write_warmup_requests(directory, users, items[: len(users)], model_name)
+    return dirs

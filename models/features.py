@@ -52,8 +52,9 @@ TITLE_MIN_COUNT: Final = 2
 YEAR_BUCKETS: Final = 20
 """Release-year quantile buckets (boundaries computed by Transform); 0 = no year."""
 
-ITEM_TOKEN_FEATURES: Final = (GENRE_IDS, TITLE_TOKENS, YEAR_BUCKET)
-"""Padded id-list item features the item tower mean-pools (0 is padding)."""
+ITEM_TOKEN_VOCABULARIES: Final = {GENRE_IDS: GENRE_VOCAB, TITLE_TOKENS: TITLE_VOCAB}
+"""Item id-list features whose ids index a Transform vocabulary (feature -> vocabulary
+name). With YEAR_BUCKET they are the padded id lists the item tower mean-pools."""
 
 PASSTHROUGH: Final = (ITEM_ID, TITLE, EVENT_TYPE)
 """Raw string features copied to the transformed examples (candidate ids, titles,

@@ -15,9 +15,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from contracts.layout import INDEX_KINDS
 from models.config import ScannConfig
-
-INDEX_KINDS = ("brute_force", "scann")
 
 
 class DeterministicScaNN(tfrs.layers.factorized_top_k.ScaNN):

@@ -123,7 +123,8 @@ def build_model(
     metrics = None
     if candidates is not None:
         metrics = tfrs.metrics.FactorizedTopK(
-            candidates=candidates.map(lambda f: (f[F.ITEM_IDX], item_tower(f))), ks=(10, 100)
+            candidates=candidates.map(lambda f: (f[F.ITEM_IDX], item_tower(f))),
+            ks=config.metric_ks,
         )
     return MultiTaskRecommender(
         user_tower=UserTower(num_users, config.embedding_dim, name="user_tower"),

@@ -1,4 +1,6 @@
-"""Transform's `preprocessing_fn`: raw events and catalogue rows to model features.
+"""Transform's logic: raw events and catalogue rows to model features.
+
+`models.entrypoints.preprocessing_fn` calls `transform_features`.
 
 The same graph runs in Transform (analysis + materialisation) and inside the
 exported SavedModel, so training and serving see identical vocabularies.
@@ -71,7 +73,7 @@ def year_bucket(title: tf.Tensor) -> tf.Tensor:
     return tf.expand_dims(tf.where(has_year, buckets + 1, tf.zeros_like(buckets)), -1)
 
 
-def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
+def transform_features(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
     """Builds user/item/genre vocabularies and the model's features.
 
     Args:
@@ -87,10 +89,9 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         per-task event selection; "" on catalogue rows).
     """
     user, has_user = first_value(inputs[F.USER_ID], b"")
-    item, _ = first_value(inputs[F.ITEM_ID], b"")
-    title, _ = first_value(inputs[F.TITLE], b"")
-    event_type, _ = first_value(inputs[F.EVENT_TYPE], b"")
     rating, has_rating = first_value(inputs[F.RATING], 0.0)
+    passthrough = {name: first_value(inputs[name], b"")[0] for name in F.PASSTHROUGH}
+    item, title = passthrough[F.ITEM_ID], passthrough[F.TITLE]
 
     # Catalogue rows carry no user: weight 0 keeps "" out of the user vocabulary.
     user_vocab = tft.vocabulary(
@@ -106,7 +107,5 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         F.YEAR_BUCKET: year_bucket(title),
         F.RATING: rating,
         F.RATING_MASK: has_rating,
-        F.ITEM_ID: item,
-        F.TITLE: title,
-        F.EVENT_TYPE: event_type,
+        **passthrough,
     }

@@ -1,10 +1,9 @@
-"""Training and export, shared by the Trainer's `run_fn` and the benchmarks."""
+"""Training, shared by the Trainer's `run_fn`, the Tuner and the benchmarks."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
 
@@ -15,21 +14,16 @@ import tensorflow_transform as tft
 from models import features as F
 from models.config import ModelConfig
 from models.data import (
+    CATALOG_BATCH,
+    SCAN_BATCH,
     EventStatistics,
     event_statistics,
     read_transformed,
-    user_item_pairs,
     with_item_probability,
     with_task_events,
 )
-from models.export import CatalogEmbeddings, ServingModule, export_serving_model
-from models.index import SeenItems
 from models.model import MultiTaskRecommender, build_model
-from serving.client import write_warmup_requests
 
-CATALOG_BATCH = 2048
-EVAL_BATCH = 4096
-SCANN_DIR_NAME = "Format-Serving-ScaNN"
 EventMap = Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]
 
 
@@ -47,20 +41,15 @@ def require_legacy_keras() -> None:
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
-    """Returns the user, item, genre and title-token vocabulary sizes computed by Transform."""
-    return {
-        name: tf_transform_output.vocabulary_size_by_name(name)
-        for name in (F.USER_VOCAB, F.ITEM_VOCAB, F.GENRE_VOCAB, F.TITLE_VOCAB)
-    }
+    """Returns the size of every vocabulary Transform computed, by vocabulary name."""
+    names = (F.USER_VOCAB, F.ITEM_VOCAB, *F.ITEM_TOKEN_VOCABULARIES.values())
+    return {name: tf_transform_output.vocabulary_size_by_name(name) for name in names}
 
 
 def token_vocab_sizes(sizes: dict[str, int]) -> dict[str, int]:
     """Vocabulary size of each item id-list feature (see `models.layers.ItemTower`)."""
-    return {
-        F.GENRE_IDS: sizes[F.GENRE_VOCAB],
-        F.TITLE_TOKENS: sizes[F.TITLE_VOCAB],
-        F.YEAR_BUCKET: F.YEAR_BUCKETS,
-    }
+    vocabs = {feature: sizes[vocab] for feature, vocab in F.ITEM_TOKEN_VOCABULARIES.items()}
+    return {**vocabs, F.YEAR_BUCKET: F.YEAR_BUCKETS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +81,7 @@ def prepare(
     require_legacy_keras()
     sizes = vocabulary_sizes(tf_transform_output)
     logging.info("Vocabulary sizes: %s", sizes)
-    events = read_transformed(train_pattern, tf_transform_output, EVAL_BATCH)
+    events = read_transformed(train_pattern, tf_transform_output, SCAN_BATCH)
     stats = event_statistics(events.map(map_events) if map_events else events, sizes[F.ITEM_VOCAB])
     catalog = read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
     return TrainingSetup(sizes, stats, catalog)
@@ -140,9 +129,9 @@ def train(
     )
     if map_events:
         train_ds = train_ds.map(map_events)
-    train_ds = with_task_events(train_ds, config.retrieval_events, config.rating_events)
+    train_ds = with_task_events(train_ds, config.events)
     train_ds = with_item_probability(train_ds, setup.stats.item_probabilities)
-    eval_ds = read_transformed(eval_pattern, tf_transform_output, EVAL_BATCH)
+    eval_ds = read_transformed(eval_pattern, tf_transform_output, SCAN_BATCH)
     meter = TrainingThroughput(int(round(setup.stats.num_events)))
     callbacks = [meter]
     if log_dir:
@@ -184,69 +173,3 @@ class TrainingThroughput(tf.keras.callbacks.Callback):
         """Median over epochs after the first (which also traces the graph), if any."""
         steady = self.seconds[1:] or self.seconds
         return self.examples_per_epoch / float(np.median(steady)) if steady else 0.0
-
-
-def scann_model_dir(serving_model_dir: str) -> str:
-    """Where the ScaNN twin of a serving model lives: a sibling `Format-Serving-ScaNN`."""
-    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), SCANN_DIR_NAME)
-
-
-def seen_items(
-    catalog: CatalogEmbeddings,
-    tf_transform_output: tft.TFTransformOutput,
-    train_pattern: str | list[str],
-) -> SeenItems:
-    """Maps the training events' (user, item) pairs to catalogue rows."""
-    users, items = user_item_pairs(read_transformed(train_pattern, tf_transform_output, EVAL_BATCH))
-    num_items = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
-    row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
-    row_of[catalog.item_idx.numpy()] = np.arange(catalog.size)
-    num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB) + F.OOV_BUCKETS
-    return SeenItems(users, row_of[items], num_users=num_users, num_rows=catalog.size)
-
-
-def export(
-    model: MultiTaskRecommender,
-    config: ModelConfig,
-    tf_transform_output: tft.TFTransformOutput,
-    train_pattern: str | list[str],
-    catalog_pattern: str | list[str],
-    export_dir: str,
-    model_name: str = "recommender",
-) -> dict[str, str]:
-    """Exports the brute-force serving model and its ScaNN twin, with warmup requests.
-
-    Args:
-        model: The trained recommender.
-        config: Hyperparameters (serving_k, exclude_seen, scann).
-        tf_transform_output: Transform output embedded in the models.
-        train_pattern: Transformed training events (the users' seen items).
-        catalog_pattern: Transformed catalogue rows.
-        export_dir: Directory of the brute-force model; the ScaNN model goes to
-            `scann_model_dir(export_dir)`.
-        model_name: Model name written into the warmup requests.
-
-    Returns:
-        The two export directories, keyed "brute_force" and "scann".
-    """
-    catalog = CatalogEmbeddings(
-        model, read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
-    )
-    seen = seen_items(catalog, tf_transform_output, train_pattern) if config.exclude_seen else None
-    users = [u.decode() for u in tf_transform_output.vocabulary_by_name(F.USER_VOCAB)[:3]]
-    users.append("warmup-unknown-user")
-    items = [i.decode() for i in catalog.item_ids[: len(users)].numpy()]
-    dirs = {"brute_force": export_dir, "scann": scann_model_dir(export_dir)}
-    for kind, directory in dirs.items():
-        module = ServingModule(
-            model,
-            tf_transform_output,
-            catalog,
-            index_kind=kind,
-            default_k=config.serving_k,
-            scann=config.scann,
-            seen=seen,
-        )
-        export_serving_model(module, directory)
-        write_warmup_requests(directory, users, items[: len(users)], model_name)
-    return dirs

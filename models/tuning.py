@@ -1,11 +1,11 @@
-"""TFX Tuner entry point (`tuner_fn`): KerasTuner over loss weights and the DCN shape.
+"""KerasTuner search over loss weights and the DCN shape, for the TFX Tuner.
 
-Referenced as `models.tuning.tuner_fn`. Trials are scored on a validation slice
-held out of the *training* split (a seeded hash of user and item), never on the
-eval split the Evaluator gates on. The objective is `val RMSE - val top-100
-accuracy`: both have a fixed scale whatever the loss weights, unlike the
-weighted loss. The best values reach the Trainer as `best_hyperparameters`,
-which `apply_hyperparameters` folds into the `ModelConfig`.
+Trials are scored on a validation slice held out of the *training* split (the
+pair hash of `contracts.hashing`, as in ExampleGen), never on the eval split the
+Evaluator gates on. The objective is `val RMSE - val top-K accuracy`: both have a
+fixed scale whatever the loss weights, unlike the weighted loss. The best values
+reach the Trainer as `best_hyperparameters`, which `apply_hyperparameters` folds
+into the `ModelConfig`. The entry point is `models.entrypoints.tuner_fn`.
 """
 
 from __future__ import annotations
@@ -15,28 +15,48 @@ from collections.abc import Callable
 from typing import Any
 
 import keras_tuner
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
 
+from contracts.hashing import pair_buckets
+from contracts.names import top_k_metric
 from models import features as F
-from models.config import DCNConfig, ModelConfig, TuningConfig
-from models.data import (
-    catalog_pattern,
-    read_transformed,
-    with_item_probability,
-    with_task_events,
-)
-from models.training import EVAL_BATCH, TrainingSetup, new_model, prepare
-
-TUNING_CONFIG_KEY = "tuning"
-MODEL_CONFIG_KEY = "model"
-"""custom_config keys of the Trainer and Tuner (the Trainer reads the model config only)."""
-
+from models.config import ModelConfig, TuningConfig
+from models.data import SCAN_BATCH, read_transformed, with_item_probability, with_task_events
+from models.training import TrainingSetup, new_model
 
 RMSE = "val_rmse"
-TOP_100 = "val_factorized_top_k/top_100_categorical_accuracy"
-OBJECTIVE = keras_tuner.Objective("rmse_minus_top_100", "min")
+OBJECTIVE = keras_tuner.Objective("rmse_minus_top_k", "min")
+
+
+def _set_dcn(config: ModelConfig, **changes) -> ModelConfig:
+    return dataclasses.replace(config, dcn=dataclasses.replace(config.dcn, **changes))
+
+
+HYPERPARAMETERS: dict[
+    str, tuple[Callable[[TuningConfig], tuple], Callable[[ModelConfig, Any], ModelConfig]]
+] = {
+    "retrieval_weight": (
+        lambda t: t.retrieval_weights,
+        lambda c, v: dataclasses.replace(c, retrieval_weight=float(v)),
+    ),
+    "rating_weight": (
+        lambda t: t.rating_weights,
+        lambda c, v: dataclasses.replace(c, rating_weight=float(v)),
+    ),
+    "dcn_structure": (lambda t: t.dcn_structures, lambda c, v: _set_dcn(c, structure=v)),
+    "dcn_num_cross_layers": (
+        lambda t: t.dcn_cross_layers,
+        lambda c, v: _set_dcn(c, num_cross_layers=int(v)),
+    ),
+    "dcn_projection_dim": (
+        lambda t: t.dcn_projection_dims,
+        lambda c, v: _set_dcn(c, projection_dim=int(v) or None),
+    ),
+}
+"""Each tuned hyperparameter: its candidates in a `TuningConfig`, and how a value
+is applied to a `ModelConfig` (a projection dim of 0 means full rank)."""
 
 
 class RecommenderTuner(keras_tuner.RandomSearch):
@@ -48,29 +68,28 @@ class RecommenderTuner(keras_tuner.RandomSearch):
 
     Args:
         build: Returns a compiled model for a dict of hyperparameter values.
+        top_k: The K of the objective's top-K accuracy.
         **kwargs: `keras_tuner.RandomSearch` arguments (no hypermodel).
     """
 
-    def __init__(self, build: Callable[[dict[str, Any]], tf.keras.Model], **kwargs):
+    def __init__(self, build: Callable[[dict[str, Any]], tf.keras.Model], top_k: int, **kwargs):
         super().__init__(hypermodel=None, **kwargs)
         self._build = build
+        self.top_k_metric = top_k_metric(top_k, prefix="val_")
 
     def run_trial(self, trial, x, validation_data, epochs: int = 1, verbose: int = 2, **kwargs):
         """Fits one configuration; returns the objective and its two parts."""
         model = self._build(trial.hyperparameters.values)
         history = model.fit(x, validation_data=validation_data, epochs=epochs, verbose=verbose)
-        rmse, top_100 = history.history[RMSE][-1], history.history[TOP_100][-1]
-        return {OBJECTIVE.name: rmse - top_100, RMSE: rmse, TOP_100: top_100}
+        rmse, top_k = history.history[RMSE][-1], history.history[self.top_k_metric][-1]
+        return {OBJECTIVE.name: rmse - top_k, RMSE: rmse, self.top_k_metric: top_k}
 
 
 def search_space(tuning: TuningConfig) -> keras_tuner.HyperParameters:
     """The KerasTuner hyperparameters, named as `apply_hyperparameters` reads them."""
     hp = keras_tuner.HyperParameters()
-    hp.Choice("retrieval_weight", list(tuning.retrieval_weights))
-    hp.Choice("rating_weight", list(tuning.rating_weights))
-    hp.Choice("dcn_structure", list(tuning.dcn_structures))
-    hp.Choice("dcn_num_cross_layers", list(tuning.dcn_cross_layers))
-    hp.Choice("dcn_projection_dim", list(tuning.dcn_projection_dims))
+    for name, (candidates, _) in HYPERPARAMETERS.items():
+        hp.Choice(name, list(candidates(tuning)))
     return hp
 
 
@@ -78,95 +97,59 @@ def apply_hyperparameters(config: ModelConfig, values: dict[str, Any] | None) ->
     """Returns `config` with tuned values applied (None or {} leaves it unchanged).
 
     Raises:
-        ValueError: on an unknown hyperparameter name.
+        ValueError: on an unknown hyperparameter name, or a value the config rejects.
     """
     if not values:
         return config
-    known = {
-        "retrieval_weight",
-        "rating_weight",
-        "dcn_structure",
-        "dcn_num_cross_layers",
-        "dcn_projection_dim",
-    }
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - set(HYPERPARAMETERS))
     if unknown:
-        raise ValueError(f"unknown hyperparameter(s) {unknown}; known: {sorted(known)}")
-    dcn = config.dcn
-    dcn = DCNConfig(
-        structure=values.get("dcn_structure", dcn.structure),
-        num_cross_layers=int(values.get("dcn_num_cross_layers", dcn.num_cross_layers)),
-        projection_dim=int(values["dcn_projection_dim"]) or None
-        if "dcn_projection_dim" in values
-        else dcn.projection_dim,
-        deep_layers=dcn.deep_layers,
-    )
-    return dataclasses.replace(
-        config,
-        retrieval_weight=float(values.get("retrieval_weight", config.retrieval_weight)),
-        rating_weight=float(values.get("rating_weight", config.rating_weight)),
-        dcn=dcn,
-    )
+        raise ValueError(f"unknown hyperparameter(s) {unknown}; known: {sorted(HYPERPARAMETERS)}")
+    for name, value in values.items():
+        config = HYPERPARAMETERS[name][1](config, value)
+    return config
 
 
-def holdout(dataset: tf.data.Dataset, percent: int, keep: bool, batch_size: int) -> tf.data.Dataset:
-    """Keeps (or drops) the events whose (user, item) hash falls in the first `percent`%.
+def holdout(
+    dataset: tf.data.Dataset, percent: int, keep: bool, batch_size: int, seed: int = 0
+) -> tf.data.Dataset:
+    """Keeps (or drops) the events whose (user, item) pair hashes below `percent`.
 
-    A pair-level hash, so a held-out pair never also trains (as in ExampleGen).
+    The pair hash of `contracts.hashing` on the transformed indices, so a
+    held-out pair never also trains (as in ExampleGen).
     """
+
+    def buckets(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return pair_buckets(users, items, seed)
 
     def in_holdout(features):
-        key = (
-            tf.strings.as_string(features[F.USER_IDX])
-            + "|"
-            + tf.strings.as_string(features[F.ITEM_IDX])
+        bucket = tf.numpy_function(
+            buckets, [features[F.USER_IDX], features[F.ITEM_IDX]], tf.int64, stateful=False
         )
-        return tf.strings.to_hash_bucket_fast(key, 100) < percent
+        return tf.reshape(bucket, [-1]) < percent
 
-    return (
-        dataset.unbatch()
-        .filter(lambda f: tf.equal(in_holdout(f), keep))
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    def select(features):
+        mask = tf.equal(in_holdout(features), keep)
+        return {name: tf.boolean_mask(value, mask) for name, value in features.items()}
+
+    return dataset.map(select).unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
-    """Builds the KerasTuner search the TFX Tuner component runs.
-
-    Raises:
-        ValueError: if `custom_config` lacks the model or tuning config.
-    """
-    custom = fn_args.custom_config or {}
-    missing = [k for k in (MODEL_CONFIG_KEY, TUNING_CONFIG_KEY) if k not in custom]
-    if missing:
-        raise ValueError(f"Tuner custom_config must hold {missing}, got {list(custom)}")
-    base = ModelConfig.from_json_dict(custom[MODEL_CONFIG_KEY])
-    tuning = TuningConfig.from_json_dict(custom[TUNING_CONFIG_KEY])
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    setup = prepare(
-        tf_transform_output, fn_args.train_files, catalog_pattern(fn_args.train_files[0])
-    )
-    train, validation = tuning_datasets(
-        base, tuning, tf_transform_output, fn_args.train_files, setup
-    )
-    tuner = RecommenderTuner(
+def build_tuner(
+    base: ModelConfig,
+    tuning: TuningConfig,
+    setup: TrainingSetup,
+    directory: str,
+) -> RecommenderTuner:
+    """The random search over `tuning`'s space around `base`, models built from `setup`."""
+    return RecommenderTuner(
         build=lambda values: new_model(apply_hyperparameters(base, values), setup),
+        top_k=base.top_k,
         objective=OBJECTIVE,
         max_trials=tuning.max_trials,
         hyperparameters=search_space(tuning),
         seed=tuning.seed,
-        directory=fn_args.working_dir,
+        directory=directory,
         project_name="recommender_tuning",
-    )
-    return tfx.components.TunerFnResult(
-        tuner=tuner,
-        fit_kwargs={
-            "x": train,
-            "validation_data": validation,
-            "epochs": tuning.epochs,
-            "verbose": 2,
-        },
     )
 
 
@@ -179,11 +162,14 @@ def tuning_datasets(
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Training events split into (fit, validation) datasets by the pair hash."""
     events = read_transformed(
-        train_pattern, tf_transform_output, EVAL_BATCH, config.shuffle_buffer, config.seed
+        train_pattern, tf_transform_output, SCAN_BATCH, config.shuffle_buffer, config.seed
     )
-    fit = holdout(events, tuning.validation_percent, keep=False, batch_size=config.batch_size)
-    fit = with_task_events(fit, config.retrieval_events, config.rating_events)
+    split = dict(percent=tuning.validation_percent, seed=tuning.seed)
+    fit = holdout(events, keep=False, batch_size=config.batch_size, **split)
+    fit = with_task_events(fit, config.events)
     fit = with_item_probability(fit, setup.stats.item_probabilities)
-    validation = holdout(events, tuning.validation_percent, keep=True, batch_size=EVAL_BATCH)
-    validation = with_task_events(validation, (), config.rating_events)
+    validation = holdout(events, keep=True, batch_size=SCAN_BATCH, **split)
+    validation = with_task_events(
+        validation, dataclasses.replace(config.events, retrieval=(), retrieval_eval=())
+    )
     return fit, validation

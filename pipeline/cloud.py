@@ -1,8 +1,10 @@
 """Configuration of a Kubeflow Pipelines v2 / Vertex AI deployment of the pipeline.
 
 A `CloudConfig` is read from a JSON file and/or command-line flags (never from
-code edits), validated up front, and turned into the runner-agnostic
-`PipelineConfig` plus the Beam arguments for Dataflow.
+code edits) and validated up front. It holds only what is cloud-specific
+(project, image, Dataflow, Vertex AI Training and endpoints); what the pipeline
+runs is a data-set preset plus `pipeline` overrides of any `PipelineConfig`
+field, merged into the same `PipelineConfig` the local runner builds.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
-from components.recommender_evaluator.spec import GateConfig
-from models import jsonable
-from models.config import ModelConfig, TuningConfig
+from contracts import jsonable
 from pipeline.config import PipelineConfig, VertexConfig
+from pipeline.presets import merge, preset_fields
 
-IMAGE_SCHEMA_PATH = "/pipeline/schema/schema.pbtxt"
-"""Where the Dockerfile puts the curated schema inside the pipeline image."""
+IMAGE_SCHEMA_DIR = "/pipeline/schema"
+"""Where the Dockerfile puts the curated schemas inside the pipeline image."""
 
-_REQUIRED = ("project", "region", "pipeline_root", "data_root", "serving_root", "image_uri")
+_REQUIRED = ("project", "region", "image_uri")
 _GCS_PATHS = ("pipeline_root", "data_root", "serving_root")
 
 
@@ -49,40 +51,37 @@ class DataflowConfig(jsonable.JsonDataclass):
 
 @dataclasses.dataclass(frozen=True)
 class CloudConfig(jsonable.JsonDataclass):
-    """Everything a Kubeflow / Vertex AI run needs; required fields have no default.
+    """Everything a Kubeflow / Vertex AI run needs beyond the pipeline itself.
 
     Attributes:
-        project: Google Cloud project id.
-        region: Region of Dataflow, Vertex AI Pipelines, Training and endpoints.
-        pipeline_root: gs:// root of the pipeline's artifacts.
-        data_root: gs:// directory holding the logs and the catalogue.
-        serving_root: gs:// directory the Pusher writes versioned models under.
+        project: Google Cloud project id (required).
+        region: Region of Dataflow, Vertex AI Pipelines, Training and endpoints (required).
         image_uri: Pipeline image (see Dockerfile) every component runs in; also
-            the Dataflow SDK container, so workers import the same code.
-        pipeline_name: Name of the pipeline on Vertex AI and in ML Metadata.
-        schema_path: Curated schema, by default the copy inside the image.
+            the Dataflow SDK container, so workers import the same code (required).
+        dataset: The data-set preset (`pipeline.presets.PRESETS`) the pipeline
+            starts from: ingest spec, schema, model and gate.
+        pipeline: `PipelineConfig` fields, as JSON, merged over the preset's
+            (nested configs key by key). `pipeline_root`, `data_root` and
+            `serving_root` are required and must be gs:// URIs.
         use_dataflow: Run Beam on Dataflow (else DirectRunner inside the pod).
         dataflow: Dataflow worker settings.
         vertex_training: Train on Vertex AI Training instead of in the pod.
         training_machine_type: Vertex AI Training machine type.
-        vertex_serving: Also deploy the blessed model to a Vertex AI endpoint.
+        vertex_serving: Deploy the blessed model to a Vertex AI endpoint
+            instead of copying it to `serving_root`.
         endpoint_name: Vertex AI endpoint name (defaults to the pipeline name).
         serving_image_uri: Vertex AI prediction container for the stock model.
-        model: Trainer hyperparameters.
-        gate: Evaluator thresholds.
-        tuning: Tuner search (on Vertex AI Training with `vertex_training`); None
-            skips tuning.
-        enable_cache: Let Vertex AI reuse executions whose inputs did not change.
+
+    Raises:
+        ValueError: naming every missing required value, a non-gs:// root, an
+            unknown preset or an invalid pipeline field.
     """
 
     project: str = ""
     region: str = ""
-    pipeline_root: str = ""
-    data_root: str = ""
-    serving_root: str = ""
     image_uri: str = ""
-    pipeline_name: str = "recommender"
-    schema_path: str = IMAGE_SCHEMA_PATH
+    dataset: str = "movielens"
+    pipeline: dict[str, Any] = dataclasses.field(default_factory=dict)
     use_dataflow: bool = True
     dataflow: DataflowConfig = DataflowConfig()
     vertex_training: bool = False
@@ -90,20 +89,18 @@ class CloudConfig(jsonable.JsonDataclass):
     vertex_serving: bool = False
     endpoint_name: str = ""
     serving_image_uri: str = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
-    model: ModelConfig = ModelConfig()
-    gate: GateConfig = GateConfig()
-    tuning: TuningConfig | None = None
-    enable_cache: bool = True
 
     def __post_init__(self) -> None:
         missing = [name for name in _REQUIRED if not getattr(self, name)]
+        missing += [f"pipeline.{name}" for name in _GCS_PATHS if not self.pipeline.get(name)]
         if missing:
             raise ValueError(f"CloudConfig is missing required value(s): {', '.join(missing)}")
-        bad = [f"{n}={getattr(self, n)!r}" for n in _GCS_PATHS if not _is_gcs(getattr(self, n))]
+        bad = [f"{n}={self.pipeline[n]!r}" for n in _GCS_PATHS if not _is_gcs(self.pipeline[n])]
         if bad:
             raise ValueError(
                 f"CloudConfig paths must be gs://bucket/... URIs, got {', '.join(bad)}"
             )
+        self.pipeline_config()  # validates the merged pipeline fields now
 
     def beam_pipeline_args(self) -> tuple[str, ...]:
         """Returns Beam options: Dataflow (runner v2, pipeline image) or in-pod DirectRunner."""
@@ -113,7 +110,7 @@ class CloudConfig(jsonable.JsonDataclass):
             "--runner=DataflowRunner",
             f"--project={self.project}",
             f"--region={self.region}",
-            f"--temp_location={self.pipeline_root.rstrip('/')}/tmp",
+            f"--temp_location={self.pipeline['pipeline_root'].rstrip('/')}/tmp",
             f"--machine_type={self.dataflow.machine_type}",
             f"--max_num_workers={self.dataflow.max_num_workers}",
             f"--disk_size_gb={self.dataflow.disk_size_gb}",
@@ -122,7 +119,13 @@ class CloudConfig(jsonable.JsonDataclass):
         )
 
     def pipeline_config(self) -> PipelineConfig:
-        """Returns the runner-agnostic configuration `create_pipeline` takes."""
+        """Returns the runner-agnostic configuration `create_pipeline` takes.
+
+        Raises:
+            ValueError: on an unknown preset or an invalid pipeline field.
+        """
+        fields = merge(preset_fields(self.dataset, IMAGE_SCHEMA_DIR), self.pipeline)
+        name = fields["pipeline_name"]
         vertex = None
         if self.vertex_training or self.vertex_serving:
             vertex = VertexConfig(
@@ -132,22 +135,13 @@ class CloudConfig(jsonable.JsonDataclass):
                 training_machine_type=self.training_machine_type,
                 training_image_uri=self.image_uri,
                 serving=self.vertex_serving,
-                endpoint_name=self.endpoint_name or self.pipeline_name,
+                endpoint_name=self.endpoint_name or name,
                 serving_image_uri=self.serving_image_uri,
             )
-        return PipelineConfig(
-            pipeline_name=self.pipeline_name,
-            pipeline_root=self.pipeline_root,
-            data_root=self.data_root,
-            schema_path=self.schema_path,
-            serving_root=self.serving_root,
-            model=self.model,
-            gate=self.gate,
-            tuning=self.tuning,
-            enable_cache=self.enable_cache,
-            beam_pipeline_args=self.beam_pipeline_args(),
-            vertex=vertex,
+        config = PipelineConfig.from_json_dict(
+            {**fields, "beam_pipeline_args": self.beam_pipeline_args()}
         )
+        return dataclasses.replace(config, vertex=vertex)
 
 
 def _is_gcs(path: str) -> bool:
@@ -170,17 +164,21 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[CloudConfig, str]:
     parser = argparse.ArgumentParser(description="Compile the pipeline for KFP v2 / Vertex AI.")
     parser.add_argument("--config", help="JSON file with CloudConfig fields")
     parser.add_argument("--output", default="recommender_pipeline.json", help="spec file")
-    for name in (*_REQUIRED, "pipeline_name", "endpoint_name"):
+    for name in (*_REQUIRED, "dataset", "endpoint_name"):
         parser.add_argument(f"--{name}")
+    for name in (*_GCS_PATHS, "pipeline_name"):
+        parser.add_argument(f"--{name}", help=f"sets pipeline.{name}")
     for name in ("use_dataflow", "vertex_training", "vertex_serving"):
         parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args(argv)
-    values = {}
+    values: dict[str, Any] = {}
     if args.config:
         if not os.path.isfile(args.config):
             raise ValueError(f"--config file {args.config!r} does not exist")
         with open(args.config) as f:
             values = json.load(f)
-    flags = {k: v for k, v in vars(args).items() if k not in ("config", "output")}
-    values.update({k: v for k, v in flags.items() if v is not None})
+    flags = {k: v for k, v in vars(args).items() if v is not None and k not in ("config", "output")}
+    pipeline = {k: flags.pop(k) for k in (*_GCS_PATHS, "pipeline_name") if k in flags}
+    values.update(flags)
+    values["pipeline"] = merge(values.get("pipeline") or {}, pipeline)
     return CloudConfig.from_json_dict(values), args.output

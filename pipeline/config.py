@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from components.multilog_example_gen.spec import MOVIELENS, IngestSpec
+from components.multilog_example_gen.spec import IngestSpec
 from components.recommender_evaluator.spec import GateConfig
+from contracts import jsonable
 from models.config import ModelConfig, TuningConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class VertexConfig:
+class VertexConfig(jsonable.JsonDataclass):
     """Where Vertex AI trains and serves, when the pipeline runs on Google Cloud.
 
     Attributes:
@@ -65,17 +66,20 @@ class VertexConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(jsonable.JsonDataclass):
     """What the pipeline runs on and how; where it runs is the runner's business.
+
+    `pipeline.presets.preset_fields` gives the data-set specific fields
+    (ingest, schema, model, gate) of each named data set.
 
     Attributes:
         pipeline_name: Name in ML Metadata and on the orchestrator.
         pipeline_root: Root of all artifacts (local path or gs://).
         data_root: Directory holding the logs and the catalogue.
-        schema_path: Curated schema file (schema/schema.pbtxt).
+        schema_path: Curated schema file (e.g. schema/schema.pbtxt).
         serving_root: Pushed models land in `<serving_root>/<model_name>/<version>/`.
-        model_name: Name of the served model.
         ingest: Logs, catalogue and split.
+        model_name: Name of the served model.
         model: Trainer hyperparameters.
         gate: Evaluator thresholds.
         enable_cache: Reuse executions whose inputs did not change.
@@ -92,8 +96,8 @@ class PipelineConfig:
     data_root: str
     schema_path: str
     serving_root: str
+    ingest: IngestSpec
     model_name: str = "recommender"
-    ingest: IngestSpec = MOVIELENS
     model: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
     enable_cache: bool = True

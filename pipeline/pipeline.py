@@ -10,16 +10,21 @@ from tfx.dsl.components.base.base_component import BaseComponent
 
 from components.anomalies_gate import AnomaliesGate
 from components.multilog_example_gen.component import MultiLogExampleGen
-from components.multilog_example_gen.spec import CATALOG_SPLIT
 from components.recommender_evaluator.component import RecommenderEvaluator
 from components.recommender_pusher.component import RecommenderPusher
-from models.trainer import MODEL_CONFIG_KEY
-from models.tuning import TUNING_CONFIG_KEY
+from contracts.names import (
+    CATALOG,
+    EVAL,
+    MODEL_CONFIG_KEY,
+    TRAIN,
+    TRAINER_EVAL_SPLITS,
+    TUNING_CONFIG_KEY,
+)
 from pipeline.config import PipelineConfig
 
-PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
-RUN_FN = "models.trainer.run_fn"
-TUNER_FN = "models.tuning.tuner_fn"
+PREPROCESSING_FN = "models.entrypoints.preprocessing_fn"
+RUN_FN = "models.entrypoints.run_fn"
+TUNER_FN = "models.entrypoints.tuner_fn"
 
 
 def create_pipeline(
@@ -42,13 +47,15 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    anomalies_gate = AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"], schema_path=config.schema_path
+    )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(
-            analyze=["train", CATALOG_SPLIT], transform=["train", "eval", CATALOG_SPLIT]
+            analyze=[TRAIN, CATALOG], transform=[TRAIN, EVAL, CATALOG]
         ),
     )
     transform.add_upstream_node(anomalies_gate)
@@ -60,8 +67,8 @@ def create_pipeline(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=list(TRAINER_EVAL_SPLITS)),
     )
     baseline_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -70,9 +77,12 @@ def create_pipeline(
     ).with_id("latest_blessed_model_resolver")
     evaluator = RecommenderEvaluator(
         examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         gate=config.gate,
+        events=config.model.events,
+        k=config.model.top_k,
     )
     pusher = _pusher(
         config, model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"]
@@ -119,8 +129,8 @@ def _tuner(config: PipelineConfig, transform: BaseComponent) -> BaseComponent:
         tuner_fn=TUNER_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["train"]),
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=list(TRAINER_EVAL_SPLITS)),
     )
     if not _vertex_training(config):
         return tfx.components.Tuner(custom_config=custom_config, **kwargs)

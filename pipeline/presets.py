@@ -1,18 +1,48 @@
 """Named data sets the runners can point the same pipeline at.
 
 A preset is what differs between data sets: how the logs are ingested, the
-curated schema, which events train which task, and the gate. Everything else
-(components, wiring, code) is shared.
+curated schema, which events train and evaluate which task, and the gate.
+Everything else (components, wiring, code) is shared. Both runners build their
+`PipelineConfig` through `preset_fields`, so a preset means the same locally and
+on Vertex AI.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from typing import Any
 
-from components.multilog_example_gen.spec import MOVIELENS, IngestSpec
+from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
 from components.recommender_evaluator.spec import GateConfig
-from datagen.synthetic import SYNTHETIC_INGEST
-from models.config import ModelConfig
+from contracts import jsonable
+from datagen.synthetic import FILES, FUNNEL
+from models.config import ModelConfig, TaskEvents
+
+MOVIELENS_INGEST = IngestSpec(
+    logs=(
+        LogSpec(name="ratings", file="ratings.csv", event_type="watch", rating_column="rating"),
+        LogSpec(name="tags", file="tags.csv", event_type="tag"),
+    ),
+    catalog=CatalogSpec(file="movies.csv"),
+)
+"""The embedded MovieLens data: a rating is a watch event carrying its rating."""
+
+SYNTHETIC_INGEST = IngestSpec(
+    logs=tuple(
+        LogSpec(
+            name=f"{event}s",
+            file=FILES[event],
+            event_type=event,
+            user_column="user_id",
+            item_column="item_id",
+            rating_column="rating" if event == "purchase" else None,
+        )
+        for event in FUNNEL
+    ),
+    catalog=CatalogSpec(file="items.csv", item_column="item_id", empty_genres=""),
+)
+"""How the pipeline ingests `datagen.synthetic`'s output."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +56,13 @@ class Preset:
 
 
 PRESETS = {
-    "movielens": Preset(MOVIELENS, "schema.pbtxt", ModelConfig(), GateConfig()),
+    # Tags train retrieval too; the gate scores watch events (each carries a rating).
+    "movielens": Preset(
+        MOVIELENS_INGEST,
+        "schema.pbtxt",
+        ModelConfig(events=TaskEvents(retrieval_eval=("watch",))),
+        GateConfig(),
+    ),
     # Synthetic funnel: every behaviour trains retrieval (purchases count most),
     # ratings on purchases train the rating task; the gate is a sanity gate on
     # purchases (the sparse target) since quality depends on the generator's knobs.
@@ -34,9 +70,46 @@ PRESETS = {
         SYNTHETIC_INGEST,
         "synthetic.pbtxt",
         ModelConfig(
-            retrieval_events=(("view", 1.0), ("click", 2.0), ("cart", 3.0), ("purchase", 4.0)),
-            rating_events=("purchase",),
+            events=TaskEvents(
+                retrieval=(("view", 1.0), ("click", 2.0), ("cart", 3.0), ("purchase", 4.0)),
+                rating=("purchase",),
+                retrieval_eval=("purchase",),
+            )
         ),
-        GateConfig(max_rmse=1.5, min_top_k_accuracy=0.05, retrieval_event_types=("purchase",)),
+        GateConfig(max_rmse=1.5, min_top_k_accuracy=0.05),
     ),
 }
+
+
+def preset_fields(name: str, schema_dir: str) -> dict[str, Any]:
+    """The `PipelineConfig` fields preset `name` sets, as JSON (ingest, schema, model, gate).
+
+    Args:
+        name: A key of `PRESETS`.
+        schema_dir: Directory holding the curated schema files (the repository's
+            schema/ locally, its copy in the pipeline image on the cloud).
+
+    Raises:
+        ValueError: on an unknown preset name.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown dataset preset {name!r}; known: {sorted(PRESETS)}")
+    preset = PRESETS[name]
+    return {
+        "pipeline_name": f"recommender-{name}",
+        "ingest": jsonable.to_json_dict(preset.ingest),
+        "schema_path": os.path.join(schema_dir, preset.schema_file),
+        "model": jsonable.to_json_dict(preset.model),
+        "gate": jsonable.to_json_dict(preset.gate),
+    }
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied; nested dicts merge key by key (JSON configs)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

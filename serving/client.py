@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-RETRIEVE = "retrieve"
-RATE = "rate"
+from contracts import names
+
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
@@ -58,7 +58,7 @@ def _request(model_name: str, signature: str, inputs: dict) -> predict_pb2.Predi
 
 
 def retrieve_request(
-    user_ids: Sequence[str], k: int, model_name: str, signature: str = RETRIEVE
+    user_ids: Sequence[str], k: int, model_name: str, signature: str = names.RETRIEVE
 ) -> predict_pb2.PredictRequest:
     """Builds a request for the top-k items of each user.
 
@@ -68,7 +68,7 @@ def retrieve_request(
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ValueError(f"k must be a positive int, got {k!r}")
     users = _strings("user_ids", user_ids)
-    return _request(model_name, signature, {"user_id": users, "k": np.int32(k)})
+    return _request(model_name, signature, {names.USER_ID_INPUT: users, names.K_INPUT: np.int32(k)})
 
 
 def rate_request(
@@ -82,7 +82,9 @@ def rate_request(
     users, items = _strings("user_ids", user_ids), _strings("item_ids", item_ids)
     if len(users) != len(items):
         raise ValueError(f"user_ids ({len(users)}) and item_ids ({len(items)}) must align")
-    return _request(model_name, RATE, {"user_id": users, "item_id": items})
+    return _request(
+        model_name, names.RATE, {names.USER_ID_INPUT: users, names.ITEM_ID_INPUT: items}
+    )
 
 
 def _output(response: predict_pb2.PredictResponse, name: str) -> np.ndarray:
@@ -97,8 +99,8 @@ def parse_retrieve_response(response: predict_pb2.PredictResponse) -> list[list[
     Raises:
         ValueError: if an output is missing.
     """
-    ids, titles = _output(response, "item_ids"), _output(response, "titles")
-    scores = _output(response, "scores")
+    ids, titles = _output(response, names.ITEM_IDS_OUTPUT), _output(response, names.TITLES_OUTPUT)
+    scores = _output(response, names.SCORES_OUTPUT)
     return [
         [Recommendation(i.decode(), t.decode(), float(s)) for i, t, s in zip(*row, strict=True)]
         for row in zip(ids, titles, scores, strict=True)
@@ -111,7 +113,7 @@ def parse_rate_response(response: predict_pb2.PredictResponse) -> np.ndarray:
     Raises:
         ValueError: if the output is missing.
     """
-    return _output(response, "rating")
+    return _output(response, names.RATING_OUTPUT)
 
 
 def predict_in_process(
@@ -122,7 +124,7 @@ def predict_in_process(
     Raises:
         ValueError: if the signature does not exist.
     """
-    name = request.model_spec.signature_name or "serving_default"
+    name = request.model_spec.signature_name or names.SERVING_DEFAULT
     if name not in loaded.signatures:
         raise ValueError(f"no signature {name!r}; the model has {sorted(loaded.signatures)}")
     inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}

@@ -3,8 +3,9 @@
 import pytest
 
 from components.multilog_example_gen import executor
-from components.multilog_example_gen.spec import MOVIELENS, CatalogSpec, IngestSpec, LogSpec
+from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
 from models import features as F
+from pipeline.presets import MOVIELENS_INGEST as MOVIELENS
 
 CATALOG = CatalogSpec(file="movies.csv")
 RATINGS = MOVIELENS.logs[0]
@@ -86,7 +87,8 @@ def test_ingest_spec_round_trips_and_validates():
 
 def test_event_from_the_future_is_rejected():
     row = {"userId": "7", "movieId": "1", "rating": "4", "timestamp": "2000"}
-    assert executor.event_example(row, RATINGS, {}, max_timestamp=2000)
+    at_limit = executor.event_example(row, RATINGS, {}, max_timestamp=2000).features.feature
+    assert at_limit[F.TIMESTAMP].int64_list.value == [2000]
     with pytest.raises(ValueError, match="timestamp 2000 is in the future"):
         executor.event_example(row, RATINGS, {}, max_timestamp=1999)
 

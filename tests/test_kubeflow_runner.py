@@ -1,5 +1,6 @@
 """Compiles the pipeline for KFP v2 / Vertex AI (no cloud access) and checks the spec."""
 
+import dataclasses
 import json
 import os
 import re
@@ -12,15 +13,19 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import kubeflow_runner
 from pipeline.cloud import CloudConfig, parse_args
 from pipeline.pipeline import create_pipeline
+from pipeline.presets import PRESETS
 
 IMAGE = "europe-docker.pkg.dev/my-project/rec/pipeline:1.0"
-REQUIRED = {
-    "project": "my-project",
-    "region": "europe-west4",
+ROOTS = {
     "pipeline_root": "gs://bucket/root",
     "data_root": "gs://bucket/data",
     "serving_root": "gs://bucket/serving",
+}
+REQUIRED = {
+    "project": "my-project",
+    "region": "europe-west4",
     "image_uri": IMAGE,
+    "pipeline": ROOTS,
 }
 BEAM_EXECUTORS = ("MultiLogExampleGen", "StatisticsGen", "Transform")
 
@@ -75,7 +80,7 @@ def test_image_and_dataflow_args_are_where_components_read_them(tmp_path):
         assert f"--sdk_container_image={IMAGE}" in args
     transform = spec["pipelineSpec"]["root"]["dag"]["tasks"]["Transform"]
     fn = transform["inputs"]["parameters"]["preprocessing_fn"]["runtimeValue"]["constantValue"]
-    assert fn["stringValue"] == "models.preprocessing.preprocessing_fn"
+    assert fn["stringValue"] == "models.entrypoints.preprocessing_fn"
 
 
 def test_direct_runner_in_the_pod_without_dataflow(tmp_path):
@@ -100,9 +105,30 @@ def test_vertex_training_and_endpoint_are_wired_when_asked(tmp_path):
 def test_flags_override_the_file(tmp_path):
     config_file = tmp_path / "cloud.json"
     config_file.write_text(json.dumps(REQUIRED))
-    config, output = parse_args(["--config", str(config_file), "--region", "us-central1"])
+    config, output = parse_args(
+        ["--config", str(config_file), "--region", "us-central1", "--data_root", "gs://b/d2"]
+    )
     assert config.region == "us-central1"
+    assert config.pipeline_config().data_root == "gs://b/d2"
+    assert config.pipeline_config().pipeline_root == ROOTS["pipeline_root"]
     assert output == "recommender_pipeline.json"
+
+
+def test_preset_and_overrides_compose_into_the_pipeline_config():
+    config = CloudConfig.from_json_dict(
+        {
+            **REQUIRED,
+            "dataset": "synthetic",
+            "pipeline": {**ROOTS, "model": {"epochs": 7}, "gate": {"max_rmse": 1.2}},
+        }
+    ).pipeline_config()
+    synthetic = PRESETS["synthetic"]
+    assert config.ingest == synthetic.ingest
+    assert config.schema_path == "/pipeline/schema/synthetic.pbtxt"
+    assert config.model == dataclasses.replace(synthetic.model, epochs=7)
+    assert config.gate == dataclasses.replace(synthetic.gate, max_rmse=1.2)
+    assert config.pipeline_name == "recommender-synthetic"
+    assert "--runner=DataflowRunner" in config.beam_pipeline_args
 
 
 @pytest.mark.parametrize(
@@ -110,10 +136,14 @@ def test_flags_override_the_file(tmp_path):
     [
         ({"project": ""}, "missing required value\\(s\\): project"),
         ({"project": "", "image_uri": ""}, "project, image_uri"),
-        ({"pipeline_root": "/local/root"}, "gs://.*pipeline_root='/local/root'"),
-        ({"data_root": "s3://bucket/data"}, "data_root='s3://bucket/data'"),
-        ({"serving_root": "gs://"}, "serving_root='gs://'"),
+        ({"pipeline": {}}, "pipeline.pipeline_root, pipeline.data_root, pipeline.serving_root"),
+        ({"pipeline": {**ROOTS, "pipeline_root": "/r"}}, "gs://.*pipeline_root='/r'"),
+        ({"pipeline": {**ROOTS, "data_root": "s3://b/d"}}, "data_root='s3://b/d'"),
+        ({"pipeline": {**ROOTS, "serving_root": "gs://"}}, "serving_root='gs://'"),
         ({"projekt": "typo"}, "unknown CloudConfig field\\(s\\) \\['projekt'\\]"),
+        ({"dataset": "imdb"}, "unknown dataset preset 'imdb'"),
+        ({"pipeline": {**ROOTS, "modle": {}}}, "unknown PipelineConfig field\\(s\\) \\['modle'\\]"),
+        ({"pipeline": {**ROOTS, "model": {"epochs": 0}}}, "epochs must be positive"),
     ],
 )
 def test_config_errors_name_the_offending_value(overrides, message):

@@ -6,8 +6,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models import features as F
-from models.config import DCNConfig, ModelConfig
-from models.data import with_task_events
+from models.config import DCNConfig, ModelConfig, TaskEvents
+from models.data import event_statistics, with_item_probability, with_task_events
 from models.layers import DCNRatingTower, ItemTower, UserTower
 from models.model import MultiTaskRecommender, build_model, mean_softmax_loss
 from models.tasks import RatingTask
@@ -78,22 +78,29 @@ def test_task_events_select_and_weight_events():
         F.RATING_MASK: tf.constant([0.0, 1.0, 1.0, 0.0]),
     }
     dataset = with_task_events(
-        tf.data.Dataset.from_tensors(batch), (("view", 1.0), ("purchase", 3.0)), ("purchase",)
+        tf.data.Dataset.from_tensors(batch),
+        TaskEvents(retrieval=(("view", 1.0), ("purchase", 3.0)), rating=("purchase",)),
     )
     out = next(iter(dataset))
     assert out[F.RETRIEVAL_WEIGHT].numpy().tolist() == [1.0, 0.0, 3.0, 0.0]
     assert out[F.RATING_MASK].numpy().tolist() == [0.0, 0.0, 1.0, 0.0]
-    unchanged = next(iter(with_task_events(tf.data.Dataset.from_tensors(batch), (), ())))
+    unchanged = next(iter(with_task_events(tf.data.Dataset.from_tensors(batch), TaskEvents())))
     assert F.RETRIEVAL_WEIGHT not in unchanged
 
 
-def test_retrieval_events_are_validated():
+def test_task_events_are_validated():
     with pytest.raises(ValueError, match="weights >= 0"):
-        ModelConfig(retrieval_events=(("view", -1.0),))
+        TaskEvents(retrieval=(("view", -1.0),))
     with pytest.raises(ValueError, match="weight > 0"):
-        ModelConfig(retrieval_events=(("view", 0.0),))
-    config = ModelConfig(retrieval_events=(("view", 1.0), ("click", 2.0)), rating_events=("cart",))
+        TaskEvents(retrieval=(("view", 0.0),))
+    with pytest.raises(ValueError, match=r"retrieval_eval event type\(s\) \['cart'\] do not train"):
+        TaskEvents(retrieval=(("view", 1.0), ("cart", 0.0)), retrieval_eval=("cart",))
+    events = TaskEvents(retrieval=(("view", 1.0), ("click", 2.0)), rating=("cart",))
+    config = ModelConfig(events=events)
     assert ModelConfig.from_json_dict(config.to_json_dict()) == config
+    assert events.evaluated_retrieval_events() == ("view", "click")
+    assert TaskEvents(retrieval_eval=("watch",)).evaluated_retrieval_events() == ("watch",)
+    assert TaskEvents().evaluated_retrieval_events() == ()
 
 
 def test_rating_task_masks_unrated_events():
@@ -207,3 +214,35 @@ def test_model_config_round_trips_and_validates():
         ModelConfig(retrieval_weight=0.0, rating_weight=0.0)
     with pytest.raises(ValueError, match="bogus"):
         ModelConfig.from_json_dict({"bogus": 1})
+
+
+def test_event_statistics_and_sampling_probabilities_are_hand_worked():
+    batch = {
+        F.ITEM_IDX: tf.constant([0, 1, 1, 2], tf.int64),
+        F.RATING: tf.constant([4.0, 0.0, 2.0, 0.0]),
+        F.RATING_MASK: tf.constant([1.0, 0.0, 1.0, 0.0]),
+    }
+    dataset = tf.data.Dataset.from_tensors(batch)
+    # 3 items + 1 OOV bucket: counts [1, 2, 1, 0]; ratings 4 and 2 are rated.
+    stats = event_statistics(dataset.repeat(2), num_items=3)
+    np.testing.assert_allclose(stats.item_probabilities, [0.25, 0.5, 0.25, 0.0])
+    assert stats.mean_rating == pytest.approx(3.0)
+    assert stats.num_events == 8
+    # The never-seen OOV item gets the smallest non-zero probability (log stays finite).
+    probe = {F.ITEM_IDX: tf.constant([3, 1, 0], tf.int64)}
+    out = next(
+        iter(with_item_probability(tf.data.Dataset.from_tensors(probe), stats.item_probabilities))
+    )
+    np.testing.assert_allclose(out[F.ITEM_PROB].numpy(), [0.25, 0.5, 0.25])
+    unrated = {**batch, F.RATING_MASK: tf.zeros([4])}
+    with pytest.raises(ValueError, match="8 events and 0 ratings"):
+        event_statistics(tf.data.Dataset.from_tensors(unrated).repeat(2), num_items=3)
+
+
+def test_logq_correction_changes_the_retrieval_loss_by_the_hand_worked_amount():
+    model = tiny_model(1.0, 0.0)
+    # logits - log(p): row scores [[1, 0], [0, 2]] minus log([0.5, 0.25]) per candidate column.
+    probs = {**BATCH, F.ITEM_PROB: tf.constant([0.5, 0.25])}
+    logits = np.array([[1.0, 0.0], [0.0, 2.0]]) - np.log([0.5, 0.25])[None, :]
+    expected = np.mean([-(logits[r, r] - np.log(np.exp(logits[r]).sum())) for r in range(2)])
+    assert float(model.compute_loss(probs)) == pytest.approx(expected, rel=1e-5)

@@ -13,10 +13,13 @@ from tfx.orchestration import metadata
 
 from components.multilog_example_gen.executor import split_of
 from components.recommender_evaluator.spec import GateConfig
+from contracts.names import CATALOG, EVAL, MODEL_CONFIG_KEY, TRAIN, TUNING_CONFIG_KEY
 from models.config import ModelConfig, TuningConfig
-from models.tuning import apply_hyperparameters, tuner_fn
+from models.entrypoints import tuner_fn
+from models.tuning import OBJECTIVE
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
+from pipeline.presets import PRESETS
 from serving import client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,7 +66,10 @@ def make_config(tmp, data_root, **overrides):
         data_root=data_root,
         schema_path=SCHEMA,
         serving_root=os.path.join(tmp, "serving"),
-        model=ModelConfig(epochs=3, batch_size=128, embedding_dim=16),
+        ingest=PRESETS["movielens"].ingest,
+        model=ModelConfig(
+            epochs=3, batch_size=128, embedding_dim=16, events=PRESETS["movielens"].model.events
+        ),
         gate=GateConfig(
             max_rmse=1.3,
             min_top_k_accuracy=0.02,
@@ -78,6 +84,20 @@ def run(config, tmp):
     connection = metadata.sqlite_metadata_connection_config(os.path.join(tmp, "mlmd.sqlite"))
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
     return connection
+
+
+def trained_items(user, config):
+    """Items `user` rated or tagged in the train split of the slice."""
+    ingest, items = config.ingest, set()
+    for name in ("ratings.csv", "tags.csv"):
+        with open(os.path.join(DATA, name), newline="") as f:
+            items |= {
+                r["movieId"]
+                for r in csv.DictReader(f)
+                if r["userId"] == user
+                and split_of(user, r["movieId"], ingest.seed, ingest.eval_percent) == 0
+            }
+    return items
 
 
 def executions_by_component(connection):
@@ -151,14 +171,7 @@ def test_pushed_model_answers_raw_requests(first_run):
     assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
     rating = loaded.signatures["rate"](user_id=tf.constant([b"1"]), item_id=tf.constant([b"1"]))
     assert 0.0 < float(rating["rating"][0]) < 6.0
-    ingest = config.ingest
-    with open(os.path.join(DATA, "ratings.csv"), newline="") as f:
-        trained = {
-            r["movieId"]
-            for r in csv.DictReader(f)
-            if r["userId"] == "1"
-            and split_of("1", r["movieId"], ingest.seed, ingest.eval_percent) == 0
-        }
+    trained = trained_items("1", config)
     top = loaded.signatures["retrieve"](user_id=tf.constant([b"1"]), k=tf.constant(100))
     assert len(trained) > 100
     assert not trained & {i.decode() for i in top["item_ids"].numpy()[0]}  # seen items excluded
@@ -173,17 +186,25 @@ def test_serving_edge_cases_get_defined_answers(first_run):
     assert unknown.shape == (2, 5)
     assert unknown.numpy()[0].tolist() == unknown.numpy()[1].tolist()  # both: the OOV user
     with open(os.path.join(DATA, "movies.csv"), newline="") as f:
-        catalogue_size = sum(1 for _ in csv.DictReader(f))
-    huge = retrieve(user_id=tf.constant([b"1"]), k=tf.constant(10**9))["item_ids"]
-    assert huge.shape == (1, catalogue_size)
+        catalogue = [r["movieId"] for r in csv.DictReader(f)]
+    huge = [
+        i.decode()
+        for i in retrieve(user_id=tf.constant([b"1"]), k=tf.constant(10**9))["item_ids"].numpy()[0]
+    ]
+    assert sorted(huge) == sorted(catalogue)  # every item once: the whole catalogue, ranked
+    seen = trained_items("1", config)
+    assert set(huge[-len(seen) :]) == seen  # user 1's training items fill the tail
     empty = retrieve(user_id=tf.constant([], tf.string), k=tf.constant(5))["item_ids"]
     assert empty.shape[0] == 0
     with pytest.raises(tf.errors.InvalidArgumentError, match="k must be a positive"):
         retrieve(user_id=tf.constant([b"1"]), k=tf.constant(0))
     with pytest.raises((TypeError, tf.errors.InvalidArgumentError), match="string"):
         retrieve(user_id=tf.constant([1]), k=tf.constant(5))
-    ratings = rate(user_id=tf.constant([b"1", b"1"]), item_id=tf.constant([b"1", b"no-such-item"]))
-    assert all(0.0 < r < 6.0 for r in ratings["rating"].numpy())
+    items = [b"1", b"2", b"3", b"no-such-item", b"also-missing"]
+    ratings = rate(user_id=tf.constant([b"1"] * 5), item_id=tf.constant(items))["rating"].numpy()
+    assert len(set(ratings[:3].tolist())) == 3  # the rating depends on the item
+    assert ratings[3] == ratings[4]  # every unknown item is the item tower's one OOV item
+    assert ratings[3] not in ratings[:3].tolist()
     with pytest.raises(tf.errors.InvalidArgumentError, match="must align"):
         rate(user_id=tf.constant([b"1", b"2"]), item_id=tf.constant([b"1"]))
 
@@ -283,8 +304,14 @@ def drop_genres_column(name, header, body):
     "mutate,message",
     [
         (drop_rating_column, r"log 'ratings' .* missing column\(s\) \['rating'\]"),
-        (rating_out_of_range, r"(?s)data does not match schema.*train/rating: Out-of-range values"),
-        (new_genre, r"(?s)data does not match schema.*catalog/genres: Unexpected string values"),
+        (
+            rating_out_of_range,
+            r"(?s)data does not match \S*schema.pbtxt.*train/rating: Out-of-range values",
+        ),
+        (
+            new_genre,
+            r"(?s)data does not match \S*schema.pbtxt.*catalog/genres: Unexpected string values",
+        ),
         (drop_genres_column, r"catalogue .* missing column\(s\) \['genres'\]"),
     ],
 )
@@ -304,17 +331,22 @@ def test_tuner_fn_searches_on_the_train_split(first_run, tmp_path):
         [examples] = m.store.get_artifacts_by_type("Examples")[-1:]
         [graph] = m.store.get_artifacts_by_type("TransformGraph")
     fn_args = tfx.components.FnArgs(
-        train_files=[os.path.join(examples.uri, "Split-train", "*")],
+        train_files=[os.path.join(examples.uri, f"Split-{TRAIN}", "*")],
+        eval_files=[os.path.join(examples.uri, f"Split-{s}", "*") for s in (EVAL, CATALOG)],
         transform_graph_path=graph.uri,
         working_dir=str(tmp_path),
         custom_config={
-            "model": config.model.to_json_dict(),
-            "tuning": TuningConfig(max_trials=2, epochs=1).to_json_dict(),
+            MODEL_CONFIG_KEY: config.model.to_json_dict(),
+            TUNING_CONFIG_KEY: TuningConfig(max_trials=2, epochs=1).to_json_dict(),
         },
     )
     result = tuner_fn(fn_args)
     result.tuner.search(**result.fit_kwargs)
+    trials = list(result.tuner.oracle.trials.values())
+    assert len(trials) == 2
+    scores = [t.metrics.get_last_value(OBJECTIVE.name) for t in trials]
+    assert all(s == s for s in scores), scores  # both trials scored, no NaN
+    best_trial = trials[scores.index(min(scores))]
     best = result.tuner.get_best_hyperparameters(1)[0].values
-    tuned = apply_hyperparameters(config.model, best)
-    assert tuned.retrieval_weight in TuningConfig().retrieval_weights
-    assert len(result.tuner.oracle.trials) == 2
+    assert best == best_trial.hyperparameters.values
+    assert trials[0].hyperparameters.values != trials[1].hyperparameters.values

@@ -11,7 +11,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from models import features as F
-from models.preprocessing import preprocessing_fn
+from models.entrypoints import preprocessing_fn
 
 SCHEMA = tfdv.load_schema_text("schema/schema.pbtxt")
 

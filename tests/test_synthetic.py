@@ -12,10 +12,11 @@ from tfx.orchestration import metadata
 
 from components.multilog_example_gen.executor import split_of
 from components.recommender_evaluator.spec import GateConfig
-from datagen.synthetic import FUNNEL, SYNTHETIC_INGEST, SyntheticConfig, generate, write
-from models.config import ModelConfig
+from datagen.synthetic import FUNNEL, SyntheticConfig, generate, write
+from models.config import ModelConfig, TaskEvents
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
+from pipeline.presets import SYNTHETIC_INGEST
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMA = os.path.join(HERE, os.pardir, "schema", "synthetic.pbtxt")
@@ -66,10 +67,14 @@ def synthetic_run(tmp_path_factory):
             epochs=5,
             batch_size=256,
             embedding_dim=16,
-            retrieval_events=(("view", 1.0), ("click", 1.0), ("cart", 1.0), ("purchase", 1.0)),
-            rating_events=("purchase",),
+            top_k=K,
+            events=TaskEvents(
+                retrieval=(("view", 1.0), ("click", 1.0), ("cart", 1.0), ("purchase", 1.0)),
+                rating=("purchase",),
+                retrieval_eval=("view",),
+            ),
         ),
-        gate=GateConfig(max_rmse=2.0, min_top_k_accuracy=0.0, k=K, retrieval_event_types=("view",)),
+        gate=GateConfig(max_rmse=2.0, min_top_k_accuracy=0.0),
     )
     connection = metadata.sqlite_metadata_connection_config(os.path.join(tmp, "mlmd.sqlite"))
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))

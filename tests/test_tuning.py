@@ -2,14 +2,19 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.multilog_example_gen.executor import split_of
+from contracts.hashing import pair_bucket, pair_buckets
 from models import features as F
 from models.config import DCNConfig, ModelConfig, TuningConfig
+from models.entrypoints import eval_and_catalog_files
 from models.tuning import apply_hyperparameters, holdout, search_space
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
+from pipeline.presets import MOVIELENS_INGEST
 
 
 def test_tuned_values_override_the_config():
@@ -60,7 +65,7 @@ def test_holdout_splits_pairs_disjointly_and_completely():
 
     def pairs(keep):
         out = set()
-        for batch in holdout(events, 20, keep=keep, batch_size=50):
+        for batch in holdout(events, 20, keep=keep, batch_size=50, seed=3):
             out |= set(zip(batch[F.USER_IDX].numpy(), batch[F.ITEM_IDX].numpy(), strict=True))
         return out
 
@@ -77,6 +82,7 @@ def test_tuner_feeds_the_trainer_when_enabled(tmp_path):
         data_root=str(tmp_path),
         schema_path="schema/schema.pbtxt",
         serving_root=str(tmp_path),
+        ingest=MOVIELENS_INGEST,
         tuning=TuningConfig(max_trials=2),
     )
     nodes = {c.id: c for c in create_pipeline(config).components}
@@ -84,3 +90,21 @@ def test_tuner_feeds_the_trainer_when_enabled(tmp_path):
     assert "Tuner" in {u.id for u in nodes["Trainer"].upstream_nodes}
     off = dataclasses.replace(config, tuning=None)
     assert "Tuner" not in {c.id for c in create_pipeline(off).components}
+
+
+def test_pair_hash_is_one_pinned_function():
+    # Pinned: changing the hash would reshuffle every user's train/eval split.
+    assert pair_bucket("1", "2", 42) == 75
+    assert pair_bucket(b"1", b"2", 42) == 75
+    assert pair_bucket("u", "i", 7) == 85
+    users, items = np.array([1, 7, 3]), np.array([2, 2, 9])
+    expected = [pair_bucket(str(u), str(i), 5) for u, i in zip(users, items, strict=True)]
+    assert pair_buckets(users, items, 5).tolist() == expected
+    assert split_of("1", "2", 42, 76) == 1 and split_of("1", "2", 42, 75) == 0
+
+
+def test_trainer_eval_files_are_unpacked_by_split():
+    files = ["ex1/Split-eval/*", "ex2/Split-eval/*", "ex1/Split-catalog/*", "ex2/Split-catalog/*"]
+    assert eval_and_catalog_files(files) == (files[:2], files[2:])
+    with pytest.raises(ValueError, match=r"splits \('eval', 'catalog'\)"):
+        eval_and_catalog_files(files[:3])

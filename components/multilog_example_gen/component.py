@@ -7,7 +7,8 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.multilog_example_gen import executor
-from components.multilog_example_gen.spec import CATALOG_SPLIT, IngestSpec
+from components.multilog_example_gen.spec import IngestSpec
+from contracts.names import CATALOG, EVAL, TRAIN
 
 
 class MultiLogExampleGen(FileBasedExampleGen):
@@ -32,9 +33,9 @@ class MultiLogExampleGen(FileBasedExampleGen):
         """
         input_config = example_gen_pb2.Input(
             splits=[
-                example_gen_pb2.Input.Split(name="train", pattern="*"),
-                example_gen_pb2.Input.Split(name="eval", pattern="*"),
-                example_gen_pb2.Input.Split(name=CATALOG_SPLIT, pattern=ingest.catalog.file),
+                example_gen_pb2.Input.Split(name=TRAIN, pattern="*"),
+                example_gen_pb2.Input.Split(name=EVAL, pattern="*"),
+                example_gen_pb2.Input.Split(name=CATALOG, pattern=ingest.catalog.file),
             ]
         )
         super().__init__(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import hashlib
 import json
 import os
 import time
@@ -26,13 +25,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.multilog_example_gen.spec import (
-    CATALOG_SPLIT,
-    EVENT_SPLITS,
-    CatalogSpec,
-    IngestSpec,
-    LogSpec,
-)
+from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
+from contracts.hashing import pair_bucket
+from contracts.names import CATALOG, EVAL, EVENT_SPLITS, TRAIN
 from models import features as F
 
 INGEST_SPEC_KEY = "ingest_spec"
@@ -85,8 +80,7 @@ def parse_row(line: str, header: Sequence[str], source: str) -> dict[str, str]:
 
 def split_of(user_id: str, item_id: str, seed: int, eval_percent: int) -> int:
     """Returns 0 (train) or 1 (eval) for a (user, item) pair; stable across runs."""
-    digest = hashlib.blake2b(f"{seed}|{user_id}|{item_id}".encode(), digest_size=8).digest()
-    return int(int.from_bytes(digest, "big") % 100 < eval_percent)
+    return int(pair_bucket(user_id, item_id, seed) < eval_percent)
 
 
 def _bytes(*values: str) -> tf.train.Feature:
@@ -199,7 +193,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config
         )
         names = [s.name for s in input_config.splits]
-        if sorted(names) != sorted((*EVENT_SPLITS, CATALOG_SPLIT)):
+        if sorted(names) != sorted((*EVENT_SPLITS, CATALOG)):
             raise ValueError(f"input_config splits must be train/eval/catalog, got {names}")
         custom = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
         if INGEST_SPEC_KEY not in custom:
@@ -246,9 +240,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             )
         )
         return {
-            "train": train | "SerializeTrain" >> beam.Map(lambda ex: ex.SerializeToString()),
-            "eval": eval_ | "SerializeEval" >> beam.Map(lambda ex: ex.SerializeToString()),
-            CATALOG_SPLIT: catalog
+            TRAIN: train | "SerializeTrain" >> beam.Map(lambda ex: ex.SerializeToString()),
+            EVAL: eval_ | "SerializeEval" >> beam.Map(lambda ex: ex.SerializeToString()),
+            CATALOG: catalog
             | "CatalogExample" >> beam.Map(_to_catalog_example)
             | "SerializeCatalog" >> beam.Map(lambda ex: ex.SerializeToString()),
         }

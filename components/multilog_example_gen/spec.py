@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from models import jsonable
-
-CATALOG_SPLIT = "catalog"
-EVENT_SPLITS = ("train", "eval")
+from contracts import jsonable
+from contracts.names import CATALOG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +39,7 @@ class LogSpec:
         for field in ("name", "file", "event_type", "user_column", "item_column"):
             if not getattr(self, field):
                 raise ValueError(f"LogSpec.{field} must be non-empty, got {getattr(self, field)!r}")
-        if self.event_type == CATALOG_SPLIT:
+        if self.event_type == CATALOG:
             raise ValueError(f"event_type {self.event_type!r} is reserved for catalogue rows")
 
     @property
@@ -103,13 +101,3 @@ class IngestSpec(jsonable.JsonDataclass):
             raise ValueError(f"log names must be unique, got {names}")
         if not 0 < self.eval_percent < 100:
             raise ValueError(f"eval_percent must be in (0, 100), got {self.eval_percent}")
-
-
-MOVIELENS = IngestSpec(
-    logs=(
-        LogSpec(name="ratings", file="ratings.csv", event_type="watch", rating_column="rating"),
-        LogSpec(name="tags", file="tags.csv", event_type="tag"),
-    ),
-    catalog=CatalogSpec(file="movies.csv"),
-)
-"""The embedded MovieLens data: a rating is a watch event carrying its rating."""

@@ -11,14 +11,20 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.recommender_evaluator import executor
 from components.recommender_evaluator.spec import GateConfig
+from models.config import TaskEvents
 
 
 class RecommenderEvaluatorSpec(types.ComponentSpec):
     """Inputs, outputs and parameters of RecommenderEvaluator."""
 
-    PARAMETERS = {executor.GATE_CONFIG_KEY: ExecutionParameter(type=str)}
+    PARAMETERS = {
+        executor.GATE_CONFIG_KEY: ExecutionParameter(type=str),
+        executor.EVENTS_KEY: ExecutionParameter(type=str),
+        executor.K_KEY: ExecutionParameter(type=int),
+    }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "schema": ChannelParameter(type=standard_artifacts.Schema),
         "model": ChannelParameter(type=standard_artifacts.Model),
         "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
@@ -31,9 +37,10 @@ class RecommenderEvaluatorSpec(types.ComponentSpec):
 class RecommenderEvaluator(base_component.BaseComponent):
     """Evaluates a recommender through its serving signatures and blesses it or not.
 
-    RMSE is measured on rated eval events via `rate`; top-K accuracy on eval
-    events of the configured types via `retrieve` over the full catalogue. The
-    output `blessing` is a standard ModelBlessing the stock Pusher honours.
+    RMSE is measured on rated eval events of the rating task's types via `rate`;
+    top-K accuracy on eval events of the evaluated retrieval types via
+    `retrieve` over the full catalogue (see `TaskEvents`). The output `blessing`
+    is a standard ModelBlessing the stock Pusher honours.
     """
 
     SPEC_CLASS = RecommenderEvaluatorSpec
@@ -42,25 +49,34 @@ class RecommenderEvaluator(base_component.BaseComponent):
     def __init__(
         self,
         examples: types.BaseChannel,
+        schema: types.BaseChannel,
         model: types.BaseChannel,
         gate: GateConfig,
+        events: TaskEvents,
+        k: int,
         baseline_model: types.BaseChannel | None = None,
     ):
         """Builds the component.
 
         Args:
             examples: Raw examples (ExampleGen output) holding `gate.split`.
+            schema: The curated schema the raw events are parsed with.
             model: Candidate model (Trainer output).
             gate: Blessing thresholds.
+            events: Which events each metric scores (the model config's).
+            k: Depth of the top-K accuracy (the model config's `top_k`).
             baseline_model: Last blessed model, typically from a
                 LatestBlessedModelStrategy resolver.
         """
         super().__init__(
             spec=RecommenderEvaluatorSpec(
                 examples=examples,
+                schema=schema,
                 model=model,
                 baseline_model=baseline_model,
                 gate_config=json.dumps(gate.to_json_dict(), sort_keys=True),
+                events=json.dumps(events.to_json_dict(), sort_keys=True),
+                k=k,
                 evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             )

@@ -15,9 +15,12 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components.recommender_evaluator.spec import GateConfig, verdict
-from models.evaluation import evaluate_saved_model
+from models.config import TaskEvents
+from models.evaluation import evaluate_saved_model, event_feature_spec
 
 GATE_CONFIG_KEY = "gate_config"
+EVENTS_KEY = "events"
+K_KEY = "k"
 METRICS_FILE = "metrics.json"
 
 
@@ -38,6 +41,12 @@ class Executor(base_executor.BaseExecutor):
         """Computes metrics, decides the blessing and records both."""
         self._log_startup(input_dict, output_dict, exec_properties)
         gate = GateConfig.from_json_dict(json.loads(exec_properties[GATE_CONFIG_KEY]))
+        events = TaskEvents.from_json_dict(json.loads(exec_properties[EVENTS_KEY]))
+        k = int(exec_properties[K_KEY])
+        schema = io_utils.SchemaReader().read(
+            io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"]))
+        )
+        feature_spec = event_feature_spec(schema)
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         splits = artifact_utils.decode_split_names(examples.split_names)
         if gate.split not in splits:
@@ -48,8 +57,9 @@ class Executor(base_executor.BaseExecutor):
             return evaluate_saved_model(
                 path_utils.serving_model_path(model.uri),
                 pattern,
-                k=gate.k,
-                retrieval_event_types=gate.retrieval_event_types,
+                k=k,
+                events=events,
+                feature_spec=feature_spec,
             )
 
         model = artifact_utils.get_single_instance(input_dict["model"])
@@ -66,6 +76,7 @@ class Executor(base_executor.BaseExecutor):
             "candidate": dataclasses.asdict(candidate),
             "baseline": dataclasses.asdict(baseline) if baseline else None,
             "gate": gate.to_json_dict(),
+            "events": events.to_json_dict(),
             "blessed": blessed,
             "reasons": reasons,
         }

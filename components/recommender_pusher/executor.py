@@ -15,11 +15,10 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from models.training import scann_model_dir
+from contracts.layout import pushed_model_names, scann_model_dir
 
 SERVING_ROOT_KEY = "serving_root"
 MODEL_NAME_KEY = "model_name"
-SCANN_SUFFIX = "_scann"
 FINGERPRINT_FILES = ("fingerprint.pb", "saved_model.pb")
 
 
@@ -74,7 +73,8 @@ class Executor(base_executor.BaseExecutor):
         name = exec_properties[MODEL_NAME_KEY]
         root = exec_properties[SERVING_ROOT_KEY]
         serving = path_utils.serving_model_path(model.uri)
-        sources = {name: serving, name + SCANN_SUFFIX: scann_model_dir(serving)}
+        served = pushed_model_names(name)
+        sources = {served["brute_force"]: serving, served["scann"]: scann_model_dir(serving)}
         for source in sources.values():
             if not fileio.isdir(source):
                 raise ValueError(f"model {model.uri} has no serving model at {source}")
@@ -83,7 +83,7 @@ class Executor(base_executor.BaseExecutor):
         pushed.set_string_custom_property("pushed_destination", os.path.join(root, name))
         pushed.set_string_custom_property("pushed_version", str(version))
         pushed.set_string_custom_property(
-            "pushed_scann_destination", os.path.join(root, name + SCANN_SUFFIX)
+            "pushed_scann_destination", os.path.join(root, served["scann"])
         )
 
     def _push(self, root: str, sources: dict[str, str]) -> int:

@@ -1,0 +1,39 @@
+"""Names that cross package boundaries: splits, signatures, tensors, config keys."""
+
+from typing import Final
+
+TRAIN: Final = "train"
+EVAL: Final = "eval"
+CATALOG: Final = "catalog"
+EVENT_SPLITS: Final = (TRAIN, EVAL)
+"""Splits of ExampleGen's Examples: events (train/eval) and one row per item (catalog)."""
+
+TRAINER_EVAL_SPLITS: Final = (EVAL, CATALOG)
+"""Splits the Trainer and Tuner receive as `eval_files`, in this order: validation
+events, then the retrieval candidates. `models.entrypoints` unpacks them."""
+
+SERVING_DEFAULT: Final = "serving_default"
+RETRIEVE: Final = "retrieve"
+RATE: Final = "rate"
+SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RATE)
+"""Signatures of every exported model; `serving_default` is `retrieve`."""
+
+USER_ID_INPUT: Final = "user_id"
+ITEM_ID_INPUT: Final = "item_id"
+K_INPUT: Final = "k"
+ITEM_IDS_OUTPUT: Final = "item_ids"
+TITLES_OUTPUT: Final = "titles"
+SCORES_OUTPUT: Final = "scores"
+RATING_OUTPUT: Final = "rating"
+
+MODEL_CONFIG_KEY: Final = "model"
+TUNING_CONFIG_KEY: Final = "tuning"
+"""`custom_config` keys of the Trainer and Tuner (the Trainer reads the model config only)."""
+
+RETRIEVAL_K: Final = 100
+"""The product's retrieval depth: top-K accuracy is gated, tuned and reported at this K."""
+
+
+def top_k_metric(k: int, prefix: str = "") -> str:
+    """Keras name of TFRS's FactorizedTopK accuracy at `k` (e.g. with prefix "val_")."""
+    return f"{prefix}factorized_top_k/top_{k}_categorical_accuracy"

@@ -1,0 +1,106 @@
+"""TFX entry points, referenced by dotted path: `models.entrypoints.<fn>`.
+
+Each is a thin adapter from TFX's arguments to the shared code; this is the
+only module of `models` that knows how TFX hands data over (FnArgs, the order
+of the eval splits).
+"""
+
+from __future__ import annotations
+
+import keras_tuner
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from contracts.names import MODEL_CONFIG_KEY, TRAINER_EVAL_SPLITS, TUNING_CONFIG_KEY
+from models import export, preprocessing, training, tuning
+from models.config import ModelConfig, TuningConfig
+
+
+def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
+    """Transform's entry point: see `models.preprocessing.transform_features`."""
+    return preprocessing.transform_features(inputs)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trainer's entry point: trains, then exports the brute-force model and its ScaNN twin.
+
+    Raises:
+        ValueError: if `custom_config` lacks the model config, or the eval
+            splits are not `contracts.names.TRAINER_EVAL_SPLITS`.
+    """
+    config = tuning.apply_hyperparameters(
+        ModelConfig.from_json_dict(_custom(fn_args, MODEL_CONFIG_KEY)[MODEL_CONFIG_KEY]),
+        _tuned_values(fn_args.hyperparameters),
+    )
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    eval_files, catalog_files = eval_and_catalog_files(fn_args.eval_files)
+    model, _ = training.train(
+        config,
+        tf_transform_output,
+        fn_args.train_files,
+        eval_files,
+        catalog_files,
+        log_dir=fn_args.model_run_dir,
+    )
+    export.export_models(
+        model,
+        config,
+        tf_transform_output,
+        fn_args.train_files,
+        catalog_files,
+        fn_args.serving_model_dir,
+    )
+
+
+def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+    """Tuner's entry point: a random search scored on a holdout of the train split.
+
+    Raises:
+        ValueError: if `custom_config` lacks the model or tuning config.
+    """
+    custom = _custom(fn_args, MODEL_CONFIG_KEY, TUNING_CONFIG_KEY)
+    base = ModelConfig.from_json_dict(custom[MODEL_CONFIG_KEY])
+    search = TuningConfig.from_json_dict(custom[TUNING_CONFIG_KEY])
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    _, catalog_files = eval_and_catalog_files(fn_args.eval_files)
+    setup = training.prepare(tf_transform_output, fn_args.train_files, catalog_files)
+    fit, validation = tuning.tuning_datasets(
+        base, search, tf_transform_output, fn_args.train_files, setup
+    )
+    return tfx.components.TunerFnResult(
+        tuner=tuning.build_tuner(base, search, setup, fn_args.working_dir),
+        fit_kwargs={"x": fit, "validation_data": validation, "epochs": search.epochs, "verbose": 2},
+    )
+
+
+def eval_and_catalog_files(eval_files: list[str]) -> tuple[list[str], list[str]]:
+    """Splits `FnArgs.eval_files` into (eval events, catalogue rows).
+
+    TFX lists the eval splits' file patterns split by split, one per Examples
+    artifact, in the order of `EvalArgs.splits` (`TRAINER_EVAL_SPLITS`).
+
+    Raises:
+        ValueError: if the patterns cannot be one per split and artifact.
+    """
+    per_split, rest = divmod(len(eval_files), len(TRAINER_EVAL_SPLITS))
+    if rest or not per_split:
+        raise ValueError(
+            f"expected eval files for the splits {TRAINER_EVAL_SPLITS} (EvalArgs), got {eval_files}"
+        )
+    return list(eval_files[:per_split]), list(eval_files[per_split:])
+
+
+def _custom(fn_args: tfx.components.FnArgs, *keys: str) -> dict:
+    custom = fn_args.custom_config or {}
+    missing = [k for k in keys if k not in custom]
+    if missing:
+        raise ValueError(f"custom_config must hold {missing}, got {sorted(custom)}")
+    return custom
+
+
+def _tuned_values(hyperparameters: dict | None) -> dict | None:
+    """The Tuner's best_hyperparameters (a KerasTuner config), if the Tuner is wired."""
+    return (
+        keras_tuner.HyperParameters.from_config(hyperparameters).values if hyperparameters else None
+    )
