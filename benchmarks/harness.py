@@ -119,7 +119,13 @@ def train_and_score(
     )
     with tempfile.TemporaryDirectory() as tmp:
         dirs = export_models(
-            model, config, data.tf_transform_output, data.train, data.catalog, tmp + "/m/x"
+            model,
+            config,
+            data.tf_transform_output,
+            data.train,
+            data.eval,
+            data.catalog,
+            tmp + "/m/x",
         )
         metrics = evaluate_saved_model(
             dirs["brute_force"],

@@ -15,16 +15,21 @@ events, then the retrieval candidates. `models.entrypoints` unpacks them."""
 SERVING_DEFAULT: Final = "serving_default"
 RETRIEVE: Final = "retrieve"
 RATE: Final = "rate"
-SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RATE)
-"""Signatures of every exported model; `serving_default` is `retrieve`."""
+EVALUATE: Final = "evaluate"
+SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RATE, EVALUATE)
+"""Signatures of every exported model; `serving_default` is `retrieve`, `evaluate`
+is the Evaluator's (ranks of eval events' items)."""
 
 USER_ID_INPUT: Final = "user_id"
 ITEM_ID_INPUT: Final = "item_id"
 K_INPUT: Final = "k"
+EXAMPLES_INPUT: Final = "examples"
 ITEM_IDS_OUTPUT: Final = "item_ids"
 TITLES_OUTPUT: Final = "titles"
 SCORES_OUTPUT: Final = "scores"
 RATING_OUTPUT: Final = "rating"
+RANK_OUTPUT: Final = "rank"
+RANK_WITH_SEEN_OUTPUT: Final = "rank_with_seen"
 
 MODEL_CONFIG_KEY: Final = "model"
 TUNING_CONFIG_KEY: Final = "tuning"

@@ -97,17 +97,6 @@ def with_item_probability(dataset: tf.data.Dataset, probabilities: np.ndarray) -
     return dataset.map(lambda f: {**f, F.ITEM_PROB: tf.gather(table, f[F.ITEM_IDX])})
 
 
-def user_item_pairs(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Returns the (user_idx [E], item_idx [E]) of every event in `dataset`."""
-    users, items = [], []
-    for batch in dataset:
-        users.append(batch[F.USER_IDX].numpy())
-        items.append(batch[F.ITEM_IDX].numpy())
-    if not users:
-        return np.zeros([0], np.int64), np.zeros([0], np.int64)
-    return np.concatenate(users), np.concatenate(items)
-
-
 def with_task_events(dataset: tf.data.Dataset, events: TaskEvents) -> tf.data.Dataset:
     """Applies each task's event selection (see `TaskEvents`).
 

@@ -48,6 +48,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         config,
         tf_transform_output,
         fn_args.train_files,
+        eval_files,
         catalog_files,
         fn_args.serving_model_dir,
     )

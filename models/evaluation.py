@@ -1,8 +1,10 @@
-"""Offline evaluation of an exported model through its serving signatures.
+"""Offline evaluation of an exported model through its `evaluate` signature.
 
-Metrics are computed exactly as a client would see them: raw eval events go
-through `retrieve` (top-K over the full embedded catalogue) and `rate`. Events
-are parsed with the feature spec of the curated schema.
+Raw eval events go through the model's own `evaluate` signature, which ranks
+each event's item among the whole embedded catalogue with the user's training
+items excluded, as `retrieve` serves them (a hit at K is rank <= K), and
+predicts its rating as `rate` does. Event types and rating labels are parsed
+with the feature spec of the curated schema.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ class EvalMetrics:
 
     Attributes:
         rmse: Root mean squared error over events that carry a rating.
-        top_k_accuracy: Share of retrieval events whose item is in the user's top-K.
+        top_k_accuracy: Share of retrieval events whose item is in the user's
+            top-K, the user's training items excluded (as served).
         k: The K of `top_k_accuracy`.
         num_rated: Events behind `rmse`.
         num_retrieval: Events behind `top_k_accuracy`.
+        top_k_accuracy_with_seen: The same without excluding training items
+            (the figure the TFRS tutorials publish); reported, not gated.
     """
 
     rmse: float
@@ -41,6 +46,7 @@ class EvalMetrics:
     k: int
     num_rated: int
     num_retrieval: int
+    top_k_accuracy_with_seen: float = float("nan")
 
 
 def event_feature_spec(schema: schema_pb2.Schema) -> dict[str, tf.io.VarLenFeature]:
@@ -67,7 +73,7 @@ def evaluate_saved_model(
     """Evaluates the SavedModel at `model_dir` on raw (ExampleGen) examples.
 
     Args:
-        model_dir: Directory of a SavedModel with `retrieve` and `rate` signatures.
+        model_dir: Directory of a SavedModel with the `evaluate` signature.
         file_pattern: Glob of gzipped TFRecords of raw events.
         k: Depth of the retrieval accuracy.
         events: Which event types the rating (`events.rating`) and top-K
@@ -76,46 +82,40 @@ def evaluate_saved_model(
         batch_size: Events per signature call.
 
     Raises:
-        ValueError: if no file matches, or no event is rated or of a retrieval type.
+        ValueError: if no file matches, the model has no `evaluate` signature, or
+            no event is rated or of a retrieval type.
     """
     files = tf.io.gfile.glob(file_pattern)
     if not files:
         raise ValueError(f"no eval examples match {file_pattern!r}")
     loaded = tf.saved_model.load(model_dir)
-    retrieve, rate = loaded.signatures[names.RETRIEVE], loaded.signatures[names.RATE]
+    if names.EVALUATE not in loaded.signatures:
+        raise ValueError(
+            f"{model_dir!r} has no {names.EVALUATE!r} signature (it has "
+            f"{sorted(loaded.signatures)}): export it with models.export"
+        )
+    evaluate = loaded.signatures[names.EVALUATE]
     rated_types = np.array([t.encode() for t in events.rating], dtype=object)
     retrieval_types = np.array(
         [t.encode() for t in events.evaluated_retrieval_events()], dtype=object
     )
-    sq_err, rated, hits, retrieval = 0.0, 0, 0, 0
+    sq_err, rated, hits, hits_with_seen, retrieval = 0.0, 0, 0, 0, 0
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
     for records in dataset:
         ex = tf.io.parse_example(records, feature_spec)
-        users = first_value(ex[F.USER_ID], b"")[0].numpy()
-        items = first_value(ex[F.ITEM_ID], b"")[0].numpy()
         types = first_value(ex[F.EVENT_TYPE], b"")[0].numpy()
         labels, has_rating = (t.numpy() for t in first_value(ex[F.RATING], 0.0))
         is_rated = (has_rating > 0) & (np.isin(types, rated_types) if len(rated_types) else True)
-        if is_rated.any():
-            preds = rate(
-                **{
-                    names.USER_ID_INPUT: tf.constant(users[is_rated]),
-                    names.ITEM_ID_INPUT: tf.constant(items[is_rated]),
-                }
-            )
-            sq_err += float(np.sum((preds[names.RATING_OUTPUT].numpy() - labels[is_rated]) ** 2))
-            rated += int(is_rated.sum())
         is_retrieval = np.isin(types, retrieval_types) if len(retrieval_types) else types != b""
-        if is_retrieval.any():
-            top = retrieve(
-                **{
-                    names.USER_ID_INPUT: tf.constant(users[is_retrieval]),
-                    names.K_INPUT: tf.constant(k, tf.int32),
-                }
-            )
-            found = top[names.ITEM_IDS_OUTPUT].numpy() == items[is_retrieval][:, None]
-            hits += int(np.sum(np.any(found, axis=1)))
-            retrieval += int(is_retrieval.sum())
+        if not (is_rated.any() or is_retrieval.any()):
+            continue
+        out = {k_: v.numpy() for k_, v in evaluate(**{names.EXAMPLES_INPUT: records}).items()}
+        error = out[names.RATING_OUTPUT][is_rated] - labels[is_rated]
+        sq_err += float(np.sum(error.astype(np.float64) ** 2))
+        rated += int(is_rated.sum())
+        hits += int(np.sum(out[names.RANK_OUTPUT][is_retrieval] <= k))
+        hits_with_seen += int(np.sum(out[names.RANK_WITH_SEEN_OUTPUT][is_retrieval] <= k))
+        retrieval += int(is_retrieval.sum())
     if not rated or not retrieval:
         raise ValueError(
             f"{file_pattern!r} has {rated} rated and {retrieval} retrieval events "
@@ -127,4 +127,5 @@ def evaluate_saved_model(
         k=k,
         num_rated=rated,
         num_retrieval=retrieval,
+        top_k_accuracy_with_seen=hits_with_seen / retrieval,
     )

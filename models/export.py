@@ -1,25 +1,14 @@
-"""Serving export, in one place: raw features in, top-K items or ratings out.
+"""Serving export, in one place: the brute-force model and its ScaNN twin.
 
-`export_models` writes the brute-force model and its ScaNN twin with their
-warmup requests; everything it needs (catalogue embeddings, the users' seen
-items, the index) is built here from the trained model and Transform's output.
-
-Signatures of each exported SavedModel:
-    retrieve(user_id: string[B], k: int32[]) -> item_ids string[B, k'], titles
-        string[B, k'], scores float[B, k'] with k' = min(k, catalogue size).
-    rate(user_id: string[B], item_id: string[B]) -> rating float[B].
-    serving_default = retrieve.
-Unknown users map to the OOV bucket (a defined, popularity-like answer); unknown
-items in `rate` use the item tower's OOV representation. When the module holds
-the users' seen items, `retrieve` never returns an item the user already
-interacted with in training unless fewer than k unseen items are left; those
-come last with the lowest float score.
-
-The same module is exported twice: with a brute-force index (stock TF ops) and
-with a ScaNN index (needs ScaNN's custom ops at load and serve time).
+`export_models` builds everything a served model holds from the trained model
+and Transform's output (catalogue embeddings, the known (user, item) pairs, the
+popularity fallback, the index), saves both SavedModels with the signatures of
+`models.serving_module` and writes their TF Serving warmup requests.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -29,25 +18,13 @@ from contracts import names
 from contracts.layout import scann_model_dir
 from models import features as F
 from models.config import ModelConfig
-from models.data import CATALOG_BATCH, SCAN_BATCH, read_transformed, user_item_pairs
-from models.index import ScannConfig, SeenItems, build_index
+from models.data import CATALOG_BATCH, SCAN_BATCH, read_transformed
+from models.index import SeenItems
 from models.model import MultiTaskRecommender
+from models.serving_module import ServingModule
 from serving.client import write_warmup_requests
 
 SCANN_SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
-
-
-def as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
-    """Shapes a [batch] tensor the way the raw feature spec expects it.
-
-    A `FixedLenFeature([1])` becomes [batch, 1]; a `VarLenFeature` becomes a
-    [batch, 1] SparseTensor holding every value (empty strings included).
-    """
-    if isinstance(spec, tf.io.VarLenFeature):
-        batch = tf.shape(values, out_type=tf.int64)[0]
-        indices = tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], axis=1)
-        return tf.SparseTensor(indices, values, dense_shape=tf.stack([batch, 1]))
-    return tf.reshape(values, [-1, *spec.shape])
 
 
 class CatalogEmbeddings:
@@ -62,6 +39,9 @@ class CatalogEmbeddings:
         titles: [N] strings.
         item_idx: [N] int64 Transform item indices.
         embeddings: [N + 1, d]; the last row is the OOV item's representation.
+
+    Raises:
+        ValueError: if the catalogue is empty.
     """
 
     def __init__(self, model: MultiTaskRecommender, catalog: tf.data.Dataset):
@@ -84,103 +64,57 @@ class CatalogEmbeddings:
         """Number of catalogue items N."""
         return int(self.item_ids.shape[0])
 
+    def rows_of(self, item_idx: np.ndarray, num_items: int) -> np.ndarray:
+        """Catalogue row of each Transform item index (-1 for items not in the catalogue)."""
+        row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
+        row_of[self.item_idx.numpy()] = np.arange(self.size)
+        return row_of[item_idx]
 
-class ServingModule(tf.Module):
-    """Wraps a trained model, the Transform layer, the catalogue and its index.
 
-    Args:
-        model: The trained recommender.
-        tf_transform_output: Transform output whose graph is embedded.
-        catalog: The catalogue's embeddings (see `CatalogEmbeddings`).
-        index_kind: "brute_force" or "scann".
-        default_k: Default depth of the index (requests pass k).
-        scann: ScaNN parameters when `index_kind` is "scann".
-        seen: Items each known user already has; None disables the filter.
-    """
+@dataclasses.dataclass(frozen=True)
+class Interactions:
+    """Every known event's user, item and whether it is a training event (aligned [E])."""
 
-    def __init__(
-        self,
-        model: MultiTaskRecommender,
+    users: np.ndarray
+    items: np.ndarray
+    in_train: np.ndarray
+
+    @classmethod
+    def read(
+        cls,
         tf_transform_output: tft.TFTransformOutput,
-        catalog: CatalogEmbeddings,
-        index_kind: str = "brute_force",
-        default_k: int = 100,
-        scann: ScannConfig | None = None,
-        seen: SeenItems | None = None,
-    ):
-        super().__init__()
-        # Only what serving needs: the retrieval task (and its metric's candidate
-        # dataset) stays out of the SavedModel.
-        self.user_tower = model.user_tower
-        self.rating_tower = model.rating_tower
-        self.tft_layer = tf_transform_output.transform_features_layer()
-        self._raw_spec = tf_transform_output.raw_feature_spec()
-        self.num_items = catalog.size
-        self.item_ids = tf.Variable(catalog.item_ids, trainable=False, name="item_ids")
-        self.titles = tf.Variable(catalog.titles, trainable=False, name="titles")
-        self.item_embeddings = tf.Variable(
-            catalog.embeddings, trainable=False, name="item_embeddings"
-        )
-        self.index = build_index(
-            index_kind, catalog.embeddings[: self.num_items], k=default_k, scann=scann
-        )
-        self.seen = seen
-        self.item_rows = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                self.item_ids, tf.range(self.num_items, dtype=tf.int64)
-            ),
-            default_value=self.num_items,
-        )
+        train_pattern: str | list[str],
+        other_patterns: str | list[str] = (),
+    ) -> Interactions:
+        """Reads the (user, item) indices of the training events and of any other events."""
+        parts = []
+        for pattern, in_train in ((train_pattern, True), (other_patterns, False)):
+            if not pattern:
+                continue
+            for batch in read_transformed(pattern, tf_transform_output, SCAN_BATCH):
+                users, items = batch[F.USER_IDX].numpy(), batch[F.ITEM_IDX].numpy()
+                parts.append((users, items, np.full(len(users), in_train)))
+        if not parts:
+            raise ValueError(f"no events in {train_pattern} and {other_patterns}")
+        return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
-    def _transform(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self.tft_layer({F.USER_ID: as_raw_feature(user_id, self._raw_spec[F.USER_ID])})
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
-            tf.TensorSpec([], tf.int32, name=names.K_INPUT),
-        ]
-    )
-    def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Top-k catalogue items per user, best first (seen items excluded)."""
-        tf.debugging.assert_positive(k, message="k must be a positive integer")
-        k = tf.minimum(k, self.num_items)
-        features = self._transform(user_id)
-        queries = self.user_tower(features)
-        if self.seen is None:
-            scores, rows = self.index(queries, k=k)
-        else:
-            users = features[F.USER_IDX]
-            fetch = tf.minimum(k + self.seen.max_count(users), self.num_items)
-            scores, rows = self.index(queries, k=fetch)
-            hidden = self.seen.contains(users, rows)
-            scores = tf.where(hidden, tf.float32.min, scores)
-            top = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(scores)[1]))
-            scores, rows = top.values, tf.gather(rows, top.indices, batch_dims=1)
-        return {
-            names.ITEM_IDS_OUTPUT: tf.gather(self.item_ids, rows),
-            names.TITLES_OUTPUT: tf.gather(self.titles, rows),
-            names.SCORES_OUTPUT: scores,
-        }
+def set_unknown_user(model: MultiTaskRecommender, interactions: Interactions, num_users: int):
+    """Sets the never-trained OOV user row to the activity-weighted mean user.
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
-            tf.TensorSpec([None], tf.string, name=names.ITEM_ID_INPUT),
-        ]
-    )
-    def rate(self, user_id: tf.Tensor, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Predicted rating per (user, item) pair."""
-        tf.debugging.assert_equal(
-            tf.shape(user_id), tf.shape(item_id), message="user_id and item_id must align"
-        )
-        items = tf.gather(self.item_embeddings, self.item_rows.lookup(item_id))
-        rating = self.rating_tower((self.user_tower(self._transform(user_id)), items))
-        return {names.RATING_OUTPUT: tf.reshape(rating, [-1])}
+    No training event has an unknown user, so the OOV row is still its random
+    initialisation; the mean user gives `rate` a defined, average answer.
+    """
+    table = model.user_tower.embedding.embeddings
+    activity = np.bincount(
+        interactions.users[interactions.in_train], minlength=num_users + F.OOV_BUCKETS
+    )[:num_users]
+    mean = (activity[:, None] * table.numpy()[:num_users]).sum(0) / max(activity.sum(), 1)
+    table[num_users].assign(mean)
 
 
 def export_serving_model(module: ServingModule, export_dir: str) -> None:
-    """Saves `module` with the retrieve/rate/serving_default signatures.
+    """Saves `module` with every signature of `contracts.names.SIGNATURES`.
 
     A ScaNN module is saved with the "Scann" op namespace allowed; loading it
     needs `import scann` first.
@@ -193,23 +127,10 @@ def export_serving_model(module: ServingModule, export_dir: str) -> None:
             names.SERVING_DEFAULT: retrieve,
             names.RETRIEVE: retrieve,
             names.RATE: module.rate.get_concrete_function(),
+            names.EVALUATE: module.evaluate.get_concrete_function(),
         },
         options=SCANN_SAVE_OPTIONS,
     )
-
-
-def seen_items(
-    catalog: CatalogEmbeddings,
-    tf_transform_output: tft.TFTransformOutput,
-    train_pattern: str | list[str],
-) -> SeenItems:
-    """Maps the training events' (user, item) pairs to catalogue rows."""
-    users, items = user_item_pairs(read_transformed(train_pattern, tf_transform_output, SCAN_BATCH))
-    num_items = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
-    row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
-    row_of[catalog.item_idx.numpy()] = np.arange(catalog.size)
-    num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB) + F.OOV_BUCKETS
-    return SeenItems(users, row_of[items], num_users=num_users, num_rows=catalog.size)
 
 
 def export_models(
@@ -217,6 +138,7 @@ def export_models(
     config: ModelConfig,
     tf_transform_output: tft.TFTransformOutput,
     train_pattern: str | list[str],
+    eval_pattern: str | list[str],
     catalog_pattern: str | list[str],
     export_dir: str,
     model_name: str = "recommender",
@@ -224,10 +146,13 @@ def export_models(
     """Exports the brute-force serving model and its ScaNN twin, with warmup requests.
 
     Args:
-        model: The trained recommender.
+        model: The trained recommender (its OOV user row is set, see `set_unknown_user`).
         config: Hyperparameters (top_k, exclude_seen, scann).
         tf_transform_output: Transform output embedded in the models.
-        train_pattern: Transformed training events (the users' seen items).
+        train_pattern: Transformed training events: popularity, and the pairs
+            the evaluation excludes.
+        eval_pattern: Transformed evaluation events: known pairs a served
+            model excludes too.
         catalog_pattern: Transformed catalogue rows.
         export_dir: Directory of the brute-force model; the ScaNN model goes to
             `contracts.layout.scann_model_dir(export_dir)`.
@@ -239,7 +164,16 @@ def export_models(
     catalog = CatalogEmbeddings(
         model, read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
     )
-    seen = seen_items(catalog, tf_transform_output, train_pattern) if config.exclude_seen else None
+    num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB)
+    num_items = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
+    known = Interactions.read(tf_transform_output, train_pattern, eval_pattern)
+    set_unknown_user(model, known, num_users)
+    rows = catalog.rows_of(known.items, num_items)
+    trained = known.in_train & (rows >= 0)
+    popularity = np.bincount(rows[trained], minlength=catalog.size) / max(trained.sum(), 1)
+    seen = None
+    if config.exclude_seen:
+        seen = SeenItems(known.users, rows, known.in_train, num_users + F.OOV_BUCKETS, catalog.size)
     users = [u.decode() for u in tf_transform_output.vocabulary_by_name(F.USER_VOCAB)[:3]]
     users.append("warmup-unknown-user")
     items = [i.decode() for i in catalog.item_ids[: len(users)].numpy()]
@@ -248,9 +182,12 @@ def export_models(
         module = ServingModule(
             model,
             tf_transform_output,
-            catalog,
+            catalog.item_ids,
+            catalog.titles,
+            catalog.embeddings,
+            popularity,
             index_kind=kind,
-            default_k=config.top_k,
+            top_k=config.top_k,
             scann=config.scann,
             seen=seen,
         )

@@ -18,16 +18,21 @@ import tensorflow_recommenders as tfrs
 from contracts.layout import INDEX_KINDS
 from models.config import ScannConfig
 
+SCANN_MIN_CANDIDATES = 256
+"""Below this many items a ScaNN index cannot be trained (its quantizer needs 16
+points per block) and would not be faster than an exact search anyway."""
+
 
 class DeterministicScaNN(tfrs.layers.factorized_top_k.ScaNN):
     """TFRS's ScaNN layer with a reproducible index and uncapped result depth.
 
-    Two changes to `tfrs.layers.factorized_top_k.ScaNN`: the tree's k-means
+    Three changes to `tfrs.layers.factorized_top_k.ScaNN`: the tree's k-means
     starts from k-means++ centres instead of a random sample, so the same
     embeddings give the same index (TFRS's random initialisation does not, even
-    single-threaded), and a search for more than
-    `num_reordering_candidates` results raises the pre-reorder depth instead of
-    silently returning fewer (the seen-item filter over-fetches).
+    single-threaded); a search for more than `num_reordering_candidates`
+    results raises the pre-reorder depth instead of silently returning fewer;
+    and every query is searched alone, so its answer does not depend on the
+    batch it came in.
 
     Args:
         num_leaves: Partitions of the tree.
@@ -80,19 +85,40 @@ class DeterministicScaNN(tfrs.layers.factorized_top_k.ScaNN):
         self._build_searcher = build_searcher
 
     def call(self, queries: tf.Tensor, k: int | tf.Tensor | None = None):
-        """Returns (scores [B, k'], identifiers [B, k']) for query embeddings [B, d]."""
+        """Returns (scores [B, k], identifiers [B, k]) for query embeddings [B, d].
+
+        Each query is searched on its own: ScaNN's batched kernels can give a
+        query other candidates depending on the rest of the batch. A query for
+        which ScaNN finds fewer than k candidates gets NaN scores at the end.
+        """
         from scann.scann_ops.py import scann_ops
 
         if self._serialized_searcher is None:
             raise ValueError("call index() before querying the ScaNN layer")
         k = self._k if k is None else k
         searcher = scann_ops.searcher_from_module(self._serialized_searcher)
-        result = searcher.search_batched_parallel(
+
+        def search(query: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            result = searcher.search_batched(
+                query[None],
+                final_num_neighbors=k,
+                pre_reorder_num_neighbors=tf.maximum(k, self._num_reordering_candidates),
+            )
+            missing = [[0, k - tf.shape(result.indices)[1]]]
+            return (
+                tf.pad(result.distances[0], missing, constant_values=np.nan),
+                tf.pad(result.indices[0], missing),
+            )
+
+        scores, positions = tf.map_fn(
+            search,
             queries,
-            final_num_neighbors=k,
-            pre_reorder_num_neighbors=tf.maximum(k, self._num_reordering_candidates),
+            fn_output_signature=(
+                tf.TensorSpec([None], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+            ),
         )
-        return result.distances, tf.gather(self._identifiers, result.indices)
+        return scores, tf.gather(self._identifiers, positions)
 
 
 def build_index(
@@ -129,15 +155,17 @@ def build_index(
 
 
 class SeenItems(tf.Module):
-    """The catalogue rows each known user interacted with in training.
+    """The catalogue rows each known user interacted with, each pair flagged "in training".
 
+    Served models exclude every known pair; the evaluation excludes only pairs
+    of the training events, so an eval event's own item is never hidden from it.
     Keys `user_idx * num_rows + row` are kept sorted, so membership is one
-    `searchsorted` per result; the per-user counts bound how far retrieval must
-    over-fetch to still return k unseen items.
+    `searchsorted` per result, and a user's rows are one contiguous key range.
 
     Args:
-        user_idx: [E] user index of each training event.
+        user_idx: [E] user index of each known event.
         rows: [E] catalogue row of each event's item (-1 if not in the catalogue).
+        in_train: [E] whether the event is a training event.
         num_users: User vocabulary size plus OOV buckets.
         num_rows: Catalogue size.
 
@@ -145,26 +173,53 @@ class SeenItems(tf.Module):
         ValueError: if the arrays differ in length.
     """
 
-    def __init__(self, user_idx: np.ndarray, rows: np.ndarray, num_users: int, num_rows: int):
+    def __init__(
+        self,
+        user_idx: np.ndarray,
+        rows: np.ndarray,
+        in_train: np.ndarray,
+        num_users: int,
+        num_rows: int,
+    ):
         super().__init__()
-        if user_idx.shape != rows.shape:
-            raise ValueError(f"user_idx {user_idx.shape} and rows {rows.shape} must align")
+        if not user_idx.shape == rows.shape == in_train.shape:
+            raise ValueError(
+                f"user_idx {user_idx.shape}, rows {rows.shape} and in_train "
+                f"{in_train.shape} must align"
+            )
         keep = rows >= 0
-        keys = np.unique(user_idx[keep].astype(np.int64) * num_rows + rows[keep])
+        all_keys = user_idx[keep].astype(np.int64) * num_rows + rows[keep]
+        keys, inverse = np.unique(all_keys, return_inverse=True)
+        train = np.zeros(len(keys), bool)
+        np.logical_or.at(train, inverse, in_train[keep].astype(bool))
         counts = np.bincount(keys // num_rows, minlength=num_users).astype(np.int32)
         self.num_rows = num_rows
         self.keys = tf.Variable(np.append(keys, np.iinfo(np.int64).max), trainable=False)
+        self.train = tf.Variable(np.append(train, False), trainable=False)
         self.counts = tf.Variable(counts[:num_users], trainable=False)
 
-    def max_count(self, user_idx: tf.Tensor) -> tf.Tensor:
-        """Largest number of seen items among the users [B] (0 for an empty batch)."""
-        counts = tf.gather(self.counts, tf.minimum(user_idx, tf.size(self.counts, tf.int64) - 1))
-        return tf.reduce_max(tf.concat([counts, [0]], 0))
+    def count(self, user_idx: tf.Tensor) -> tf.Tensor:
+        """Known items of each user [B] (0 for unknown users); int32 [B]."""
+        inside = tf.minimum(user_idx, tf.size(self.counts, tf.int64) - 1)
+        return tf.where(
+            user_idx < tf.size(self.counts, tf.int64), tf.gather(self.counts, inside), 0
+        )
 
-    def contains(self, user_idx: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
-        """Whether each of rows [B, K] was seen by user [B]; bool [B, K]."""
+    def contains(self, user_idx: tf.Tensor, rows: tf.Tensor, train_only: bool = False) -> tf.Tensor:
+        """Whether each of rows [B, K] is known for user [B] (in training only, if asked); bool."""
         keys = user_idx[:, None] * self.num_rows + tf.cast(rows, tf.int64)
         flat = tf.reshape(keys, [-1])
         position = tf.searchsorted(self.keys, flat)
         found = tf.equal(tf.gather(self.keys, position), flat)
+        if train_only:
+            found &= tf.gather(self.train, position)
         return tf.reshape(found, tf.shape(keys))
+
+    def train_rows(self, user_idx: tf.Tensor) -> tf.RaggedTensor:
+        """The catalogue rows of each user's training pairs; int64 ragged [B, (n_u)]."""
+        starts = tf.searchsorted(self.keys, user_idx * self.num_rows)
+        limits = tf.searchsorted(self.keys, (user_idx + 1) * self.num_rows)
+        positions = tf.ragged.range(starts, limits)
+        keys = tf.gather(self.keys, positions)
+        rows = keys - user_idx[:, None] * self.num_rows
+        return tf.ragged.boolean_mask(rows, tf.gather(self.train, positions))

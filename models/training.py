@@ -133,7 +133,7 @@ def train(
     train_ds = with_item_probability(train_ds, setup.stats.item_probabilities)
     eval_ds = read_transformed(eval_pattern, tf_transform_output, SCAN_BATCH)
     meter = TrainingThroughput(int(round(setup.stats.num_events)))
-    callbacks = [meter]
+    callbacks = [meter, FailOnNonFiniteLoss()]
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     history = model.fit(
@@ -143,6 +143,33 @@ def train(
     final["train_examples_per_second"] = meter.examples_per_second()
     logging.info("Final metrics: %s", final)
     return model, final
+
+
+class FailOnNonFiniteLoss(tf.keras.callbacks.Callback):
+    """Stops training with a clear error as soon as the loss is NaN or infinite.
+
+    A diverged model would otherwise train to the end and fail later, far from
+    the cause (e.g. inside the ScaNN index build).
+
+    Raises:
+        ValueError: naming the epoch, batch and loss.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: D102
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):  # noqa: D102
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            raise ValueError(
+                f"training diverged: loss is {loss} at epoch {self._epoch + 1}, batch "
+                f"{batch + 1}; check the ratings for extreme values, or lower "
+                "ModelConfig.learning_rate"
+            )
 
 
 class TrainingThroughput(tf.keras.callbacks.Callback):

@@ -15,40 +15,41 @@ from models.evaluation import evaluate_saved_model, event_feature_spec
 SCHEMA = tfdv.load_schema_text(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "schema", "schema.pbtxt")
 )
-# retrieve: user a -> [i1, i2, i3], user b -> [i3, i1, i2]; rate: a -> 1.0, b -> 2.0.
+# Ranks (training items excluded): user a ranks i1, i2, i3; user b ranks i3, i1, i2.
+# Without exclusion every rank is one worse (a training item comes first).
 RANKED = {b"a": [b"i1", b"i2", b"i3"], b"b": [b"i3", b"i1", b"i2"]}
 RATED = {b"a": 1.0, b"b": 2.0}
 
 
 class FixedRecommender(tf.Module):
+    """`evaluate` with known answers: rank = position in RANKED, rating by user."""
+
     def __init__(self):
         super().__init__()
-        users = list(RANKED)
-        self.rows = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(users, tf.range(len(users), dtype=tf.int64)), -1
+        keys = [u + b"|" + i for u, items in RANKED.items() for i in items]
+        ranks = [r + 1 for items in RANKED.values() for r in range(len(items))]
+        self.ranks = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, tf.constant(ranks, tf.int64)), 99
         )
-        self.ranked = tf.constant([RANKED[u] for u in users])
-        self.ratings = tf.constant([RATED[u] for u in users])
+        self.ratings = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(list(RATED), list(RATED.values())), -1.0
+        )
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
-            tf.TensorSpec([], tf.int32, name=names.K_INPUT),
-        ]
-    )
-    def retrieve(self, user_id, k):
-        top = tf.gather(self.ranked, self.rows.lookup(user_id))[:, :k]
-        return {names.ITEM_IDS_OUTPUT: top}
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
-            tf.TensorSpec([None], tf.string, name=names.ITEM_ID_INPUT),
-        ]
-    )
-    def rate(self, user_id, item_id):
-        del item_id
-        return {names.RATING_OUTPUT: tf.gather(self.ratings, self.rows.lookup(user_id))}
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)])
+    def evaluate(self, examples):
+        spec = {
+            F.USER_ID: tf.io.VarLenFeature(tf.string),
+            F.ITEM_ID: tf.io.VarLenFeature(tf.string),
+        }
+        parsed = tf.io.parse_example(examples, spec)
+        users = tf.sparse.to_dense(parsed[F.USER_ID])[:, 0]
+        items = tf.sparse.to_dense(parsed[F.ITEM_ID])[:, 0]
+        rank = self.ranks.lookup(users + b"|" + items)
+        return {
+            names.RANK_OUTPUT: rank,
+            names.RANK_WITH_SEEN_OUTPUT: rank + 1,
+            names.RATING_OUTPUT: self.ratings.lookup(users),
+        }
 
 
 def event(user, item, event_type, rating=None):
@@ -76,11 +77,7 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("evaluation")
     model_dir = str(tmp / "model")
     module = FixedRecommender()
-    tf.saved_model.save(
-        module,
-        model_dir,
-        signatures={names.RETRIEVE: module.retrieve, names.RATE: module.rate},
-    )
+    tf.saved_model.save(module, model_dir, signatures={names.EVALUATE: module.evaluate})
     path = str(tmp / "eval.gz")
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for record in EVENTS:
@@ -107,6 +104,19 @@ def test_metrics_match_hand_worked_values(setup, events, k, rmse, accuracy, coun
     assert metrics.rmse == pytest.approx(rmse)
     assert metrics.top_k_accuracy == pytest.approx(accuracy)
     assert (metrics.num_rated, metrics.num_retrieval, metrics.k) == (*counts, k)
+    # Without exclusion every rank is one worse: the hits at K are the hits at K - 1.
+    fewer = evaluate_saved_model(model_dir, path, k - 1, events, spec) if k > 1 else None
+    expected = fewer.top_k_accuracy if fewer else 0.0
+    assert metrics.top_k_accuracy_with_seen == pytest.approx(expected)
+
+
+def test_a_model_without_the_evaluate_signature_is_refused(setup, tmp_path):
+    _, path, spec = setup
+    module = tf.Module()
+    module.f = tf.function(lambda: tf.constant(1.0), input_signature=[])
+    tf.saved_model.save(module, str(tmp_path), signatures={"other": module.f})
+    with pytest.raises(ValueError, match="has no 'evaluate' signature"):
+        evaluate_saved_model(str(tmp_path), path, 1, TaskEvents(), spec)
 
 
 def test_no_scored_event_is_an_error(setup):

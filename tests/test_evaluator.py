@@ -54,3 +54,18 @@ def test_anomalies_are_described_per_split_and_feature():
     info.description = "Unexpectedly high value: 7.5>5."
     lines = describe_anomalies({"train": anomalies, "eval": anomalies_pb2.Anomalies()})
     assert lines == ["train/rating: Out-of-range values: Unexpectedly high value: 7.5>5."]
+
+
+@pytest.mark.parametrize(
+    "candidate, baseline, reason",
+    [
+        (metrics(float("nan"), 0.3), None, "candidate rmse is nan"),
+        (metrics(0.85, float("nan")), None, "candidate top_k_accuracy is nan"),
+        (metrics(float("inf"), 0.3), None, "candidate rmse is inf"),
+        (metrics(0.85, 0.3), metrics(float("nan"), 0.3), "baseline rmse is nan"),
+    ],
+)
+def test_non_finite_metrics_never_bless(candidate, baseline, reason):
+    blessed, reasons = verdict(GATE, candidate, baseline)
+    assert not blessed
+    assert any(reason in r for r in reasons), reasons

@@ -1,22 +1,95 @@
-"""Unit tests of the multi-log ExampleGen helpers and specs."""
+"""The multi-log ExampleGen: CSV reading, events, ids, splits, and the Beam executor."""
 
+import gzip
+import json
+import os
+
+import apache_beam as beam
 import pytest
+import tensorflow as tf
+from apache_beam.testing.util import assert_that, equal_to
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
 
-from components.multilog_example_gen import executor
+from components.multilog_example_gen import csv_source, executor
 from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
+from contracts.names import CATALOG as CATALOG_SPLIT
+from contracts.names import EVAL, TRAIN
 from models import features as F
 from pipeline.presets import MOVIELENS_INGEST as MOVIELENS
 
 CATALOG = CatalogSpec(file="movies.csv")
 RATINGS = MOVIELENS.logs[0]
+HEADER = ["userId", "movieId", "rating", "timestamp"]
 
 
-def test_parse_row_handles_quoted_commas_and_rejects_bad_rows():
-    header = ["movieId", "title", "genres"]
-    row = executor.parse_row('11,"American President, The (1995)",Comedy', header, "movies.csv")
-    assert row["title"] == "American President, The (1995)"
-    with pytest.raises(ValueError, match="malformed row in movies.csv: expected 3"):
-        executor.parse_row("11,Too,Many,Fields", header, "movies.csv")
+def rows_of(path, header=HEADER):
+    return list(csv_source.read_rows(str(path), header))
+
+
+def test_quoted_fields_may_hold_commas_and_newlines(tmp_path):
+    path = tmp_path / "movies.csv"
+    path.write_text('movieId,title,genres\n11,"President, The\n(1995)",Comedy\n12,Heat,Crime\n')
+    header = csv_source.read_header(str(path))
+    rows = rows_of(path, header)
+    assert rows == [
+        (2, {"movieId": "11", "title": "President, The\n(1995)", "genres": "Comedy"}),
+        (4, {"movieId": "12", "title": "Heat", "genres": "Crime"}),
+    ]
+
+
+def test_malformed_row_names_file_and_line(tmp_path):
+    path = tmp_path / "movies.csv"
+    path.write_text("movieId,title,genres\n11,Heat,Crime\n\n12,Too,Many,Fields\n")
+    with pytest.raises(ValueError, match=r"malformed row in .*movies.csv' line 4: expected 3"):
+        rows_of(path, ["movieId", "title", "genres"])
+
+
+def test_bom_and_gzip_content_are_read(tmp_path):
+    body = "userId,movieId,rating,timestamp\n7,1,4.5,100\n"
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    zipped = tmp_path / "ratings.csv"  # gzip content behind a .csv name
+    zipped.write_bytes(gzip.compress(body.encode()))
+    for path in (bom, zipped):
+        assert csv_source.read_header(str(path)) == HEADER
+        assert rows_of(path) == [
+            (2, {"userId": "7", "movieId": "1", "rating": "4.5", "timestamp": "100"})
+        ]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"userId,movieId,rating,timestamp\n7,1,4.5,100\n7,\xff\xfe,4,1\n", "not valid UTF-8"),
+        (b"userId,movieId,rating,timestamp\n7,1,4.5,100\n7,1\x00,4,1\n", "line 3"),
+        (b"userId,movieId,rating,timestamp\n", "has a header but no rows"),
+        (b"userId,movieId,rating,timestamp\n\n\n", "has a header but no rows"),
+    ],
+)
+def test_unreadable_content_names_the_file(tmp_path, content, message):
+    path = tmp_path / "ratings.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as info:
+        rows_of(path)
+    assert "ratings.csv" in str(info.value)
+
+
+def test_header_problems_are_named(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,rating,timestamp\n1,2,3,4,5\n")
+    with pytest.raises(ValueError, match=r"repeats column name\(s\) \['rating'\]"):
+        csv_source.read_header(str(path))
+    path.write_text("userId,movieId,timestamp\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['rating'\]"):
+        csv_source.check_columns(str(path), "log 'ratings'", RATINGS.required_columns)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        csv_source.read_header(str(empty))
+    with pytest.raises(ValueError, match="does not exist"):
+        csv_source.read_header(str(tmp_path / "nope.csv"))
 
 
 def test_split_is_stable_seeded_and_near_the_requested_share():
@@ -29,25 +102,50 @@ def test_split_is_stable_seeded_and_near_the_requested_share():
     assert other != splits
 
 
-def test_event_example_joins_catalogue_and_keeps_optional_rating():
-    catalog = dict(
-        [executor._catalog_entry({"movieId": "1", "title": "Toy Story", "genres": "A|B"}, CATALOG)]
+def catalog_of(*rows):
+    return dict(
+        executor._catalog_entry((i + 2, r), CATALOG, "movies.csv") for i, r in enumerate(rows)
     )
+
+
+def test_event_example_joins_catalogue_and_keeps_optional_rating():
+    catalog = catalog_of({"movieId": "1", "title": "Toy Story", "genres": "A|B"})
     row = {"userId": "7", "movieId": "1", "rating": "4.5", "timestamp": "100"}
     ex = executor.event_example(row, RATINGS, catalog).features.feature
     assert ex[F.USER_ID].bytes_list.value == [b"7"]
+    assert ex[F.TITLE].bytes_list.value == [b"Toy Story"]
     assert ex[F.GENRES].bytes_list.value == [b"A", b"B"]
     assert ex[F.RATING].float_list.value == [4.5]
+    assert ex[F.TIMESTAMP].int64_list.value == [100]
     assert ex[F.EVENT_TYPE].bytes_list.value == [b"watch"]
     unrated = executor.event_example({**row, "rating": ""}, RATINGS, {}).features.feature
     assert F.RATING not in unrated
     assert unrated[F.TITLE].bytes_list.value == [b""]  # unknown item keeps its event
 
 
-def test_event_example_rejects_non_numeric_rating():
-    row = {"userId": "7", "movieId": "1", "rating": "great", "timestamp": "100"}
-    with pytest.raises(ValueError, match="log 'ratings': non-numeric"):
-        executor.event_example(row, RATINGS, {})
+def test_ids_are_normalised_the_same_in_logs_and_catalogue():
+    catalog = catalog_of({"movieId": " 1\t", "title": "Toy Story", "genres": "A"})
+    assert list(catalog) == ["1"]
+    row = {"userId": " 7 ", "movieId": "1 ", "rating": "4", "timestamp": "100"}
+    ex = executor.event_example(row, RATINGS, catalog).features.feature
+    assert ex[F.USER_ID].bytes_list.value == [b"7"]
+    assert ex[F.ITEM_ID].bytes_list.value == [b"1"]
+    assert ex[F.TITLE].bytes_list.value == [b"Toy Story"]  # joined after normalisation
+    padded = {**row, "movieId": "001"}
+    assert executor.event_example(padded, RATINGS, catalog).features.feature[
+        F.ITEM_ID
+    ].bytes_list.value == [b"001"]  # "001" is not "1": ids are opaque strings
+    with pytest.raises(ValueError, match="empty user or item id"):
+        executor.event_example({**row, "userId": "  "}, RATINGS, catalog)
+    with pytest.raises(ValueError, match="movies.csv' line 2: empty item id"):
+        catalog_of({"movieId": " ", "title": "X", "genres": ""})
+
+
+@pytest.mark.parametrize("rating", ["great", "NaN", "nan", "inf", "-Infinity"])
+def test_event_example_rejects_ratings_that_are_not_finite_numbers(rating):
+    row = {"userId": "7", "movieId": "1", "rating": rating, "timestamp": "100"}
+    with pytest.raises(ValueError, match=r"log 'ratings' \(ratings.csv line 9\).*rating"):
+        executor.event_example(row, RATINGS, {}, source="ratings.csv line 9")
 
 
 def test_no_genres_placeholder_means_no_genres():
@@ -55,19 +153,6 @@ def test_no_genres_placeholder_means_no_genres():
         {"movieId": "9", "title": "X", "genres": "(no genres listed)"}, CATALOG
     )
     assert list(feats[F.GENRES].bytes_list.value) == []
-
-
-def test_check_columns_names_missing_columns(tmp_path):
-    path = tmp_path / "ratings.csv"
-    path.write_text("userId,movieId,timestamp\n1,2,3\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['rating'\]"):
-        executor.check_columns(str(path), "log 'ratings'", RATINGS.required_columns)
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
-    with pytest.raises(ValueError, match="is empty"):
-        executor.read_header(str(empty))
-    with pytest.raises(ValueError, match="does not exist"):
-        executor.read_header(str(tmp_path / "nope.csv"))
 
 
 def test_catalogue_duplicates_are_rejected():
@@ -81,6 +166,8 @@ def test_ingest_spec_round_trips_and_validates():
         IngestSpec(logs=(RATINGS, RATINGS), catalog=CATALOG)
     with pytest.raises(ValueError, match="eval_percent"):
         IngestSpec(logs=(RATINGS,), catalog=CATALOG, eval_percent=0)
+    with pytest.raises(ValueError, match="max_unknown_item_share"):
+        IngestSpec(logs=(RATINGS,), catalog=CATALOG, max_unknown_item_share=1.5)
     with pytest.raises(ValueError, match="reserved"):
         LogSpec(name="x", file="x.csv", event_type="catalog")
 
@@ -94,21 +181,82 @@ def test_event_from_the_future_is_rejected():
 
 
 def test_read_csv_drops_blank_and_duplicate_rows_only(tmp_path):
-    import apache_beam as beam
-    from apache_beam.testing.util import assert_that, equal_to
-
     path = tmp_path / "log.csv"
-    path.write_text("u,i,t\n1,2,10\n\n1,2,10\n1,2,11\n")
+    path.write_text("u,i,t\n1,2,10\n\n 1,2 ,10\n1,2,11\n")
     with beam.Pipeline() as p:
-        rows = executor._read_csv(p, "log", str(path), ["u", "i", "t"], dedupe=True)
+        rows = executor._read_csv(
+            p, "log", str(path), ["u", "i", "t"], id_columns=("u", "i"), dedupe=True
+        )
         assert_that(
-            rows | beam.Map(lambda r: (r["u"], r["i"], r["t"])),
-            equal_to([("1", "2", "10"), ("1", "2", "11")]),
+            rows | beam.Map(lambda e: (e[0], e[1]["u"].strip(), e[1]["t"])),
+            equal_to([(2, "1", "10"), (5, "1", "11")]),
         )
 
 
-def test_extra_columns_are_ignored():
-    header = ["userId", "movieId", "rating", "timestamp", "device"]
-    row = executor.parse_row("7,1,4.0,100,phone", header, "ratings.csv")
+def test_unknown_item_share_is_checked():
+    executor.check_unknown_items((0, 10, []), "ratings", 0.5)
+    executor.check_unknown_items((5, 10, ["a"]), "ratings", 0.5)  # at the limit: a warning
+    with pytest.raises(ValueError, match=r"log 'ratings': 6 of 10 events \(60.0%\).*\['a', 'b'\]"):
+        executor.check_unknown_items((6, 10, ["b", "a"]), "ratings", 0.5)
+
+
+def generate(tmp_path, files, spec):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    input_config = example_gen_pb2.Input(
+        splits=[
+            example_gen_pb2.Input.Split(name=TRAIN, pattern="*"),
+            example_gen_pb2.Input.Split(name=EVAL, pattern="*"),
+            example_gen_pb2.Input.Split(name=CATALOG_SPLIT, pattern="movies.csv"),
+        ]
+    )
+    properties = {
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+        standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(
+            {executor.INGEST_SPEC_KEY: spec.to_json_dict()}
+        ),
+        standard_component_specs.INPUT_BASE_KEY: str(tmp_path),
+    }
+    out = {}
+    with beam.Pipeline() as p:
+        splits = executor.Executor().GenerateExamplesByBeam(p, properties)
+        for name, records in splits.items():
+            path = os.path.join(tmp_path, f"out-{name}")
+            records | f"Write{name}" >> beam.io.WriteToTFRecord(path, shard_name_template="")
+            out[name] = path
+    return {
+        name: [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+        for name, path in out.items()
+    }
+
+
+SPEC = IngestSpec(logs=(RATINGS,), catalog=CATALOG)
+MOVIES = 'movieId,title,genres\n1,"A, the\nfilm (1995)",Drama\n2,B,Comedy\n'
+
+
+def test_executor_reads_real_exports_end_to_end(tmp_path):
+    ratings = "\ufeffuserId,movieId,rating,timestamp\n 7,1,4.5,100\n7 ,1,4.5,100\n8,2,3,200\n"
+    splits = generate(tmp_path, {"movies.csv": MOVIES, "ratings.csv": ratings}, SPEC)
+    events = splits[TRAIN] + splits[EVAL]
+    assert sorted(
+        (
+            e.features.feature[F.USER_ID].bytes_list.value[0],
+            e.features.feature[F.TITLE].bytes_list.value[0],
+        )
+        for e in events
+    ) == [(b"7", b"A, the\nfilm (1995)"), (b"8", b"B")]  # the re-delivered row is kept once
+    assert len(splits[CATALOG_SPLIT]) == 2
+
+
+def test_executor_fails_when_most_events_miss_the_catalogue(tmp_path):
+    ratings = "userId,movieId,rating,timestamp\n7,x1,4,100\n7,x2,4,100\n8,1,3,200\n"
+    with pytest.raises(Exception, match=r"2 of 3 events \(66.7%\) name items that are not"):
+        generate(tmp_path, {"movies.csv": MOVIES, "ratings.csv": ratings}, SPEC)
+
+
+def test_extra_columns_are_ignored(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp,device\n7,1,4.0,100,phone\n")
+    [(_, row)] = rows_of(path, csv_source.read_header(str(path)))
     ex = executor.event_example(row, RATINGS, {}).features.feature
     assert set(ex) == {F.USER_ID, F.ITEM_ID, F.TITLE, F.GENRES, F.EVENT_TYPE, F.TIMESTAMP, F.RATING}

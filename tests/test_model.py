@@ -11,6 +11,7 @@ from models.data import event_statistics, with_item_probability, with_task_event
 from models.layers import DCNRatingTower, ItemTower, UserTower
 from models.model import MultiTaskRecommender, build_model, mean_softmax_loss
 from models.tasks import RatingTask
+from models.training import FailOnNonFiniteLoss
 
 
 class FixedTower(tf.keras.layers.Layer):
@@ -246,3 +247,16 @@ def test_logq_correction_changes_the_retrieval_loss_by_the_hand_worked_amount():
     logits = np.array([[1.0, 0.0], [0.0, 2.0]]) - np.log([0.5, 0.25])[None, :]
     expected = np.mean([-(logits[r, r] - np.log(np.exp(logits[r]).sum())) for r in range(2)])
     assert float(model.compute_loss(probs)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_training_stops_with_a_clear_error_when_the_loss_diverges():
+    model = tiny_model(0.0, 1.0)
+    model.compile(optimizer=tf.keras.optimizers.SGD(1.0))
+    batch = {**BATCH, F.RATING: tf.constant([1e30, 0.0])}  # a finite but absurd rating
+    with pytest.raises(ValueError, match=r"training diverged: loss is (inf|nan) at epoch 1"):
+        model.fit(
+            tf.data.Dataset.from_tensors(batch).repeat(3),
+            epochs=2,
+            verbose=0,
+            callbacks=[FailOnNonFiniteLoss()],
+        )

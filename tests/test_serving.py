@@ -12,21 +12,36 @@ from models.index import SeenItems, build_index
 from serving import client
 
 
-def test_seen_items_membership_and_counts():
-    # user 0 saw rows 1, 3 (3 twice); user 2 saw row 0; row -1 is off-catalogue.
-    seen = SeenItems(np.array([0, 0, 0, 2, 2]), np.array([1, 3, 3, 0, -1]), num_users=4, num_rows=5)
-    contains = seen.contains(
-        tf.constant([0, 1, 2], tf.int64), tf.constant([[1, 2], [1, 3], [0, 4]])
+def test_seen_items_membership_counts_and_training_rows():
+    # user 0 knows rows 1, 3 (3 twice: once in training) and 4 (eval only); user 2 knows
+    # row 0; row -1 is off-catalogue.
+    seen = SeenItems(
+        np.array([0, 0, 0, 0, 2, 2]),
+        np.array([1, 3, 3, 4, 0, -1]),
+        np.array([True, False, True, False, True, True]),
+        num_users=4,
+        num_rows=5,
     )
-    assert contains.numpy().tolist() == [[True, False], [False, False], [True, False]]
-    assert int(seen.max_count(tf.constant([0, 2], tf.int64))) == 2
-    assert int(seen.max_count(tf.constant([1, 3], tf.int64))) == 0
-    assert int(seen.max_count(tf.constant([], tf.int64))) == 0
+    users = tf.constant([0, 1, 2], tf.int64)
+    rows = tf.constant([[1, 4], [1, 3], [0, 4]])
+    assert seen.contains(users, rows).numpy().tolist() == [
+        [True, True],
+        [False, False],
+        [True, False],
+    ]
+    assert seen.contains(users, rows, train_only=True).numpy().tolist() == [
+        [True, False],
+        [False, False],
+        [True, False],
+    ]
+    assert seen.count(tf.constant([0, 1, 2, 3, 9], tf.int64)).numpy().tolist() == [3, 0, 1, 0, 0]
+    train = seen.train_rows(tf.constant([0, 1, 2], tf.int64))
+    assert train.to_list() == [[1, 3], [], [0]]
 
 
 def test_seen_items_rejects_misaligned_arrays():
     with pytest.raises(ValueError, match="must align"):
-        SeenItems(np.array([0, 1]), np.array([0]), num_users=2, num_rows=2)
+        SeenItems(np.array([0, 1]), np.array([0]), np.array([True]), num_users=2, num_rows=2)
 
 
 @pytest.mark.parametrize(

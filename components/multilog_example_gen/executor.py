@@ -5,14 +5,15 @@ timestamp, optional rating) joined with its item's catalogue features. Events
 are split into train/eval by a seeded hash of the (user, item) pair, so every
 event of a pair lands in the same split and no pair leaks from eval into train.
 The catalogue becomes its own `catalog` split: one example per item, the
-retrieval candidates.
+retrieval candidates. Ids follow `contracts.ids` (surrounding whitespace removed).
 """
 
 from __future__ import annotations
 
 import collections
-import csv
 import json
+import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -25,57 +26,17 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components.multilog_example_gen.csv_source import check_columns, read_rows
 from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
 from contracts.hashing import pair_bucket
+from contracts.ids import normalize_id
 from contracts.names import CATALOG, EVAL, EVENT_SPLITS, TRAIN
 from models import features as F
 
 INGEST_SPEC_KEY = "ingest_spec"
 FUTURE_TOLERANCE_S = 86_400
 """Events may be stamped up to a day after ingest time (clock skew); later is an error."""
-
-
-def read_header(path: str) -> list[str]:
-    """Returns the CSV header of `path`.
-
-    Raises:
-        ValueError: if the file is missing or empty.
-    """
-    if not tf.io.gfile.exists(path):
-        raise ValueError(f"log file {path!r} does not exist")
-    with tf.io.gfile.GFile(path) as f:
-        first = f.readline()
-    if not first.strip():
-        raise ValueError(f"log file {path!r} is empty: expected a CSV header")
-    return next(csv.reader([first]))
-
-
-def check_columns(path: str, what: str, required: Sequence[str]) -> list[str]:
-    """Checks that the CSV at `path` has the `required` columns; returns its header.
-
-    Raises:
-        ValueError: naming the file and every missing column.
-    """
-    header = read_header(path)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ValueError(f"{what} {path!r} is missing column(s) {missing}; header has {header}")
-    return header
-
-
-def parse_row(line: str, header: Sequence[str], source: str) -> dict[str, str]:
-    """Parses one CSV line into a column -> value dict.
-
-    Raises:
-        ValueError: if the row's field count differs from the header's.
-    """
-    values = next(csv.reader([line]))
-    if len(values) != len(header):
-        raise ValueError(
-            f"malformed row in {source}: expected {len(header)} fields {list(header)}, "
-            f"got {len(values)}: {line!r}"
-        )
-    return dict(zip(header, values, strict=True))
+SAMPLE_IDS = 5
 
 
 def split_of(user_id: str, item_id: str, seed: int, eval_percent: int) -> int:
@@ -92,7 +53,7 @@ def catalog_features(row: dict[str, str], spec: CatalogSpec) -> dict[str, tf.tra
     raw = row[spec.genres_column]
     genres = [] if raw in ("", spec.empty_genres) else raw.split(spec.genres_separator)
     return {
-        F.ITEM_ID: _bytes(row[spec.item_column]),
+        F.ITEM_ID: _bytes(normalize_id(row[spec.item_column])),
         F.TITLE: _bytes(row[spec.title_column]),
         F.GENRES: _bytes(*genres),
     }
@@ -103,58 +64,94 @@ def event_example(
     log: LogSpec,
     catalog: dict[str, dict[str, tf.train.Feature]],
     max_timestamp: int | None = None,
+    source: str = "",
 ) -> tf.train.Example:
     """Builds one event example from a parsed log row.
 
     Items missing from the catalogue keep their id and get an empty title and no
-    genres, so no event is dropped.
+    genres, so no event is dropped (`IngestSpec.max_unknown_item_share` bounds
+    how many may miss it).
+
+    Args:
+        row: Column -> value of one log row.
+        log: The log's spec.
+        catalog: Catalogue features by (normalised) item id.
+        max_timestamp: Latest acceptable event time (Unix seconds).
+        source: Where the row comes from (file and line), for messages.
 
     Raises:
-        ValueError: on an empty id, a non-numeric timestamp or rating, or a
-            timestamp after `max_timestamp` (a clock or unit bug upstream).
+        ValueError: naming the log and row on an empty id, a non-numeric timestamp,
+            a rating that is not a finite number, or a timestamp after `max_timestamp`.
     """
-    user, item = row[log.user_column].strip(), row[log.item_column].strip()
+    where = f"log {log.name!r} ({source or 'row'})"
+    user, item = normalize_id(row[log.user_column]), normalize_id(row[log.item_column])
     if not user or not item:
-        raise ValueError(f"log {log.name!r}: empty user or item id in row {row}")
+        raise ValueError(f"{where}: empty user or item id in row {row}")
     feats = dict(
         catalog.get(item) or {F.ITEM_ID: _bytes(item), F.TITLE: _bytes(""), F.GENRES: _bytes()}
     )
     feats[F.USER_ID] = _bytes(user)
     feats[F.EVENT_TYPE] = _bytes(log.event_type)
     try:
-        feats[F.TIMESTAMP] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=[int(row[log.timestamp_column])])
-        )
-        if log.rating_column and row[log.rating_column].strip():
-            feats[F.RATING] = tf.train.Feature(
-                float_list=tf.train.FloatList(value=[float(row[log.rating_column])])
-            )
+        timestamp = int(row[log.timestamp_column])
     except ValueError as e:
-        raise ValueError(f"log {log.name!r}: non-numeric timestamp or rating in row {row}") from e
-    timestamp = feats[F.TIMESTAMP].int64_list.value[0]
+        raise ValueError(f"{where}: non-numeric timestamp in row {row}") from e
+    feats[F.TIMESTAMP] = tf.train.Feature(int64_list=tf.train.Int64List(value=[timestamp]))
+    if log.rating_column and row[log.rating_column].strip():
+        try:
+            rating = float(row[log.rating_column])
+        except ValueError as e:
+            raise ValueError(f"{where}: non-numeric rating in row {row}") from e
+        if not math.isfinite(rating):
+            raise ValueError(f"{where}: rating {row[log.rating_column]!r} is not a finite number")
+        feats[F.RATING] = tf.train.Feature(float_list=tf.train.FloatList(value=[rating]))
     if max_timestamp is not None and timestamp > max_timestamp:
         raise ValueError(
-            f"log {log.name!r}: timestamp {timestamp} is in the future (later than "
+            f"{where}: timestamp {timestamp} is in the future (later than "
             f"{max_timestamp}, ingest time + {FUTURE_TOLERANCE_S} s) in row {row}"
         )
     return tf.train.Example(features=tf.train.Features(feature=feats))
 
 
+def _dedupe_key(entry: tuple[int, dict[str, str]], id_columns: Sequence[str]):
+    line, row = entry
+    values = tuple((k, normalize_id(v) if k in id_columns else v) for k, v in sorted(row.items()))
+    return values, line
+
+
 def _read_csv(
-    pipeline: beam.Pipeline, label: str, path: str, header: Sequence[str], dedupe: bool = False
+    pipeline: beam.Pipeline,
+    label: str,
+    path: str,
+    header: Sequence[str],
+    id_columns: Sequence[str] = (),
+    dedupe: bool = False,
 ):
-    lines = (
+    """(line, row) of every data row of `path`; with `dedupe`, identical rows once (first line).
+
+    Rows are identical when every column is, ids compared after normalisation.
+    """
+    rows = (
         pipeline
-        | f"Read[{label}]" >> beam.io.ReadFromText(path, skip_header_lines=1)
-        | f"DropBlank[{label}]" >> beam.Filter(lambda line: bool(line.strip()))
+        | f"File[{label}]" >> beam.Create([path])
+        | f"Read[{label}]" >> beam.FlatMap(read_rows, header=list(header))
     )
-    if dedupe:
-        lines = lines | f"DropDuplicateRows[{label}]" >> beam.Distinct()
-    return lines | f"Parse[{label}]" >> beam.Map(parse_row, header=list(header), source=path)
+    if not dedupe:
+        return rows
+    return (
+        rows
+        | f"Key[{label}]" >> beam.Map(_dedupe_key, id_columns=list(id_columns))
+        | f"FirstOfDuplicates[{label}]" >> beam.CombinePerKey(min)
+        | f"Unkey[{label}]" >> beam.Map(lambda kv: (kv[1], dict(kv[0])))
+    )
 
 
-def _catalog_entry(row: dict[str, str], spec: CatalogSpec):
-    return row[spec.item_column], catalog_features(row, spec)
+def _catalog_entry(entry: tuple[int, dict[str, str]], spec: CatalogSpec, path: str):
+    line, row = entry
+    item = normalize_id(row[spec.item_column])
+    if not item:
+        raise ValueError(f"catalogue {path!r} line {line}: empty item id in row {row}")
+    return item, catalog_features(row, spec)
 
 
 def _to_catalog_example(entry) -> tf.train.Example:
@@ -166,6 +163,56 @@ def _check_unique(entries: Iterable[Any]) -> None:
     dupes = sorted(i for i, n in counts.items() if n > 1)
     if dupes:
         raise ValueError(f"catalogue has duplicate item ids, e.g. {dupes[:10]}")
+
+
+class UnknownItems(beam.CombineFn):
+    """Counts a log's events and those whose item is not in the catalogue (with samples)."""
+
+    def create_accumulator(self):  # noqa: D102
+        return 0, 0, []
+
+    def add_input(self, acc, item_known):  # noqa: D102
+        unknown, total, samples = acc
+        item, known = item_known
+        if not known and len(samples) < SAMPLE_IDS:
+            samples = [*samples, item]
+        return unknown + (not known), total + 1, samples
+
+    def merge_accumulators(self, accumulators):  # noqa: D102
+        unknown, total, samples = 0, 0, []
+        for u, t, s in accumulators:
+            unknown, total, samples = unknown + u, total + t, (samples + s)[:SAMPLE_IDS]
+        return unknown, total, samples
+
+    def extract_output(self, acc):  # noqa: D102
+        return acc
+
+
+def check_unknown_items(counts: tuple[int, int, list[str]], log: str, max_share: float) -> None:
+    """Fails when more than `max_share` of a log's events miss the catalogue; logs any miss.
+
+    Raises:
+        ValueError: naming the log, the share and sample item ids.
+    """
+    unknown, total, samples = counts
+    if not unknown:
+        return
+    share = unknown / total
+    message = (
+        f"log {log!r}: {unknown} of {total} events ({share:.1%}) name items that are not "
+        f"in the catalogue, e.g. {sorted(samples)}"
+    )
+    if share > max_share:
+        raise ValueError(
+            f"{message}; more than IngestSpec.max_unknown_item_share = {max_share}: "
+            "are the logs and the catalogue from the same system, with the same ids?"
+        )
+    logging.warning("%s; they keep their id with no title or genres", message)
+
+
+def _is_known(example: tf.train.Example, catalog: dict) -> tuple[str, bool]:
+    item = example.features.feature[F.ITEM_ID].bytes_list.value[0].decode()
+    return item, item in catalog
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -205,26 +252,48 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
         catalog_path = os.path.join(root, spec.catalog.file)
         catalog_header = check_columns(catalog_path, "catalogue", spec.catalog.required_columns)
+        log_paths = {log.name: os.path.join(root, log.file) for log in spec.logs}
         log_headers = {
-            log.name: check_columns(
-                os.path.join(root, log.file), f"log {log.name!r}", log.required_columns
-            )
+            log.name: check_columns(log_paths[log.name], f"log {log.name!r}", log.required_columns)
             for log in spec.logs
         }
 
         catalog = _read_csv(
             pipeline, "catalog", catalog_path, catalog_header
-        ) | "CatalogEntry" >> beam.Map(_catalog_entry, spec=spec.catalog)
+        ) | "CatalogEntry" >> beam.Map(_catalog_entry, spec=spec.catalog, path=catalog_path)
         _ = catalog | "CatalogIds" >> beam.combiners.ToList() | beam.Map(_check_unique)
         catalog_side = beam.pvalue.AsDict(catalog)
 
         max_timestamp = int(time.time()) + FUTURE_TOLERANCE_S
-        events = [
-            _read_csv(pipeline, log.name, os.path.join(root, log.file), log_headers[log.name], True)
-            | f"ToExample[{log.name}]"
-            >> beam.Map(event_example, log=log, catalog=catalog_side, max_timestamp=max_timestamp)
-            for log in spec.logs
-        ]
+        events = []
+        for log in spec.logs:
+            path = log_paths[log.name]
+            rows = _read_csv(
+                pipeline,
+                log.name,
+                path,
+                log_headers[log.name],
+                id_columns=(log.user_column, log.item_column),
+                dedupe=True,
+            )
+            examples = rows | f"ToExample[{log.name}]" >> beam.Map(
+                lambda entry, log, path, catalog: event_example(
+                    entry[1], log, catalog, max_timestamp, source=f"{path!r} line {entry[0]}"
+                ),
+                log=log,
+                path=path,
+                catalog=catalog_side,
+            )
+            _ = (
+                examples
+                | f"CatalogHit[{log.name}]" >> beam.Map(_is_known, catalog=catalog_side)
+                | f"CountUnknown[{log.name}]" >> beam.CombineGlobally(UnknownItems())
+                | f"CheckUnknown[{log.name}]"
+                >> beam.Map(
+                    check_unknown_items, log=log.name, max_share=spec.max_unknown_item_share
+                )
+            )
+            events.append(examples)
         train, eval_ = (
             events
             | "MergeLogs" >> beam.Flatten()

@@ -86,12 +86,17 @@ class IngestSpec(jsonable.JsonDataclass):
         catalog: The item catalogue.
         eval_percent: Share of (user, item) pairs routed to the eval split, in (0, 100).
         seed: Salt of the split hash; another seed gives another random split.
+        max_unknown_item_share: Largest share of a log's events whose item may be
+            missing from the catalogue (they are kept, with no title or genres);
+            above it ExampleGen fails, since the logs and the catalogue then
+            most likely use different ids.
     """
 
     logs: tuple[LogSpec, ...]
     catalog: CatalogSpec
     eval_percent: int = 20
     seed: int = 42
+    max_unknown_item_share: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.logs:
@@ -101,3 +106,7 @@ class IngestSpec(jsonable.JsonDataclass):
             raise ValueError(f"log names must be unique, got {names}")
         if not 0 < self.eval_percent < 100:
             raise ValueError(f"eval_percent must be in (0, 100), got {self.eval_percent}")
+        if not 0 <= self.max_unknown_item_share <= 1:
+            raise ValueError(
+                f"max_unknown_item_share must be in [0, 1], got {self.max_unknown_item_share}"
+            )

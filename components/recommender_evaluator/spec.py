@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from contracts import jsonable
 from contracts.names import EVAL
@@ -51,9 +52,20 @@ class GateConfig(jsonable.JsonDataclass):
 def verdict(
     gate: GateConfig, candidate: EvalMetrics, baseline: EvalMetrics | None
 ) -> tuple[bool, list[str]]:
-    """Returns (blessed, reasons the candidate failed); no reasons means blessed."""
+    """Returns (blessed, reasons the candidate failed); no reasons means blessed.
+
+    Fails closed: a metric of the candidate or of the baseline that is not a
+    finite number (NaN, inf) is a reason, never a pass.
+    """
     reasons = []
     k = candidate.k
+    for who, metrics in (("candidate", candidate), ("baseline", baseline)):
+        for name in ("rmse", "top_k_accuracy"):
+            value = getattr(metrics, name) if metrics is not None else 0.0
+            if not math.isfinite(value):
+                reasons.append(f"{who} {name} is {value}: not a finite number")
+    if reasons:
+        return False, reasons
     if candidate.rmse > gate.max_rmse:
         reasons.append(f"rmse {candidate.rmse:.4f} > max_rmse {gate.max_rmse}")
     if candidate.top_k_accuracy < gate.min_top_k_accuracy:

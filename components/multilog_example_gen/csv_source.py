@@ -1,0 +1,104 @@
+"""Reading CSV logs as real exports write them, with the file and line of every row.
+
+A file is read whole by one worker with Python's `csv` module, so quoted fields
+may hold delimiters and newlines. A UTF-8 byte-order mark is skipped, and
+gzip content is decompressed whatever the file is called. Undecodable bytes,
+NUL bytes, a duplicated column name, and a header with no rows fail with a
+`ValueError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator, Sequence
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+GZIP_MAGIC = b"\x1f\x8b"
+ENCODING = "utf-8-sig"
+
+
+def _open_text(path: str) -> io.TextIOBase:
+    """Opens `path` (local or any Beam filesystem, e.g. gs://) as text, gunzipping if needed."""
+    if not FileSystems.exists(path):
+        raise ValueError(f"log file {path!r} does not exist")
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    head = raw.read(2)
+    raw.seek(0)
+    binary = gzip.GzipFile(fileobj=raw) if head == GZIP_MAGIC else raw
+    return io.TextIOWrapper(binary, encoding=ENCODING, newline="")
+
+
+def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
+    """Yields (line number of the row's first line, values) for every CSV row, header first."""
+    with _open_text(path) as text:
+        reader = csv.reader(text)
+        line = 1
+        try:
+            for values in reader:
+                yield line, values
+                line = reader.line_num + 1
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{path!r} is not valid UTF-8 at or after line {line} ({e.reason}); "
+                "re-export it as UTF-8"
+            ) from e
+        except (csv.Error, EOFError, OSError) as e:
+            raise ValueError(f"{path!r}, line {line}: unreadable CSV ({e})") from e
+
+
+def read_header(path: str) -> list[str]:
+    """Returns the CSV header of `path`, checked.
+
+    Raises:
+        ValueError: if the file is missing, empty, unreadable, or repeats a column name.
+    """
+    for _, header in _rows(path):
+        header = [name.strip() for name in header]
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{path!r} repeats column name(s) {repeated} in its header")
+        return header
+    raise ValueError(f"log file {path!r} is empty: expected a CSV header")
+
+
+def check_columns(path: str, what: str, required: Sequence[str]) -> list[str]:
+    """Checks that the CSV at `path` has the `required` columns; returns its header.
+
+    Raises:
+        ValueError: naming the file and every missing column.
+    """
+    header = read_header(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(f"{what} {path!r} is missing column(s) {missing}; header has {header}")
+    return header
+
+
+def read_rows(path: str, header: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yields (line, column -> value) for every data row; blank lines are skipped.
+
+    Raises:
+        ValueError: naming the file and line of a row whose field count differs
+            from the header's, or the file if it holds no data row.
+    """
+    rows = _rows(path)
+    next(rows, None)  # the header, checked by read_header
+    found = False
+    for line, values in rows:
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue
+        if any("\x00" in value for value in values):
+            raise ValueError(f"{path!r} line {line} holds a NUL byte: {values!r}")
+        if len(values) != len(header):
+            raise ValueError(
+                f"malformed row in {path!r} line {line}: expected {len(header)} fields "
+                f"{list(header)}, got {len(values)}: {values!r}"
+            )
+        found = True
+        yield line, dict(zip(header, values, strict=True))
+    if not found:
+        raise ValueError(f"{path!r} has a header but no rows")
