@@ -10,10 +10,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def main() -> None:
     """Parses flags, runs the pipeline and prints where the model was pushed."""
-    from tfx import v1 as tfx
-
     from pipeline.config import PipelineConfig
-    from pipeline.pipeline import create_pipeline
+    from pipeline.local import run_locally
     from pipeline.presets import PRESETS, preset_fields
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -26,8 +24,8 @@ def main() -> None:
         "--direct_num_workers",
         type=int,
         default=1,
-        help="Beam workers: 1 runs "
-        "in-memory (fastest here at 100K events); N > 1 or 0 (per core) multi-processing",
+        help="Beam workers: 1 runs in-memory (fastest here at 100K events); N > 1 or 0 "
+        "(one per core) run multi-processing, for logs that outgrow memory",
     )
     args = parser.parse_args()
     if args.data_root is None and args.dataset != "movielens":
@@ -48,16 +46,10 @@ def main() -> None:
             ],
         }
     )
-    model_dir = os.path.join(config.serving_root, config.model_name)
-    before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
-    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        os.path.join(out, "metadata.sqlite")
-    )
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata))
-    new = sorted(set(os.listdir(model_dir)) - before if os.path.isdir(model_dir) else [], key=int)
+    pushed = run_locally(config, out)
     print(
-        f"Pushed model: {os.path.join(model_dir, new[-1])}"
-        if new
+        f"Pushed model: {pushed}"
+        if pushed
         else "No model pushed this run (unchanged, or not blessed: see metrics.json)"
     )
 

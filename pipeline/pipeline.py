@@ -83,6 +83,9 @@ def create_pipeline(
         gate=config.gate,
         events=config.model.events,
         k=config.model.top_k,
+        served_model_dir=""
+        if config.vertex is not None and config.vertex.serving
+        else os.path.join(config.serving_root, config.model_name),
     )
     pusher = _pusher(
         config, model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"]

@@ -20,6 +20,8 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from contracts import names
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_K = np.iinfo(np.int32).max
+"""`k` is an int32 scalar in the signature; the model caps it at the catalogue size."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,10 +65,11 @@ def retrieve_request(
     """Builds a request for the top-k items of each user.
 
     Raises:
-        ValueError: on an empty or non-string `user_ids` or a non-positive `k`.
+        ValueError: on an empty or non-string `user_ids`, or a `k` that is not a
+            positive int32 (the signature's type: a larger k would wrap around).
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= MAX_K:
+        raise ValueError(f"k must be an int in [1, {MAX_K}], got {k!r}")
     users = _strings("user_ids", user_ids)
     return _request(model_name, signature, {names.USER_ID_INPUT: users, names.K_INPUT: np.int32(k)})
 

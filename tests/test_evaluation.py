@@ -1,20 +1,24 @@
 """Offline evaluation through serving signatures, on a hand-built model with known answers."""
 
+import json
 import math
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
+from components.recommender_evaluator.spec import GateConfig
 from contracts import names
 from models import features as F
 from models.config import TaskEvents
 from models.evaluation import evaluate_saved_model, event_feature_spec
 
-SCHEMA = tfdv.load_schema_text(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "schema", "schema.pbtxt")
+SCHEMA_FILE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), os.pardir, "schema", "schema.pbtxt"
 )
+SCHEMA = tfdv.load_schema_text(SCHEMA_FILE)
 # Ranks (training items excluded): user a ranks i1, i2, i3; user b ranks i3, i1, i2.
 # Without exclusion every rank is one worse (a training item comes first).
 RANKED = {b"a": [b"i1", b"i2", b"i3"], b"b": [b"i3", b"i1", b"i2"]}
@@ -138,3 +142,80 @@ def test_feature_spec_comes_from_the_schema():
     trimmed.feature.remove(next(f for f in trimmed.feature if f.name == F.RATING))
     with pytest.raises(ValueError, match=r"no feature\(s\) \['rating'\]"):
         event_feature_spec(trimmed)
+
+
+def run_evaluator(tmp_path, model_dir, baseline_uri, served_dir, gate):
+    from tfx.types import standard_artifacts
+
+    from components.recommender_evaluator.executor import Executor
+
+    def artifact(kind, uri, **props):
+        a = kind()
+        a.uri = str(uri)
+        a.id = props.pop("id", 0)
+        for key, value in props.items():
+            setattr(a, key, value)
+        return a
+
+    examples = artifact(standard_artifacts.Examples, tmp_path / "examples", split_names='["eval"]')
+    os.makedirs(tmp_path / "examples" / "Split-eval", exist_ok=True)
+    with tf.io.TFRecordWriter(
+        str(tmp_path / "examples" / "Split-eval" / "data.gz"), options="GZIP"
+    ) as writer:
+        for record in EVENTS:
+            writer.write(record)
+    os.makedirs(tmp_path / "schema", exist_ok=True)
+    tf.io.gfile.copy(SCHEMA_FILE, str(tmp_path / "schema" / "schema.pbtxt"), overwrite=True)
+    model = artifact(standard_artifacts.Model, tmp_path / "candidate", id=7)
+    inputs = {
+        "examples": [examples],
+        "schema": [artifact(standard_artifacts.Schema, tmp_path / "schema")],
+        "model": [model],
+        "baseline_model": [artifact(standard_artifacts.Model, baseline_uri, id=3)],
+    }
+    outputs = {
+        "evaluation": [artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")],
+        "blessing": [artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")],
+    }
+    Executor().Do(
+        inputs,
+        outputs,
+        {
+            "gate_config": json.dumps(gate.to_json_dict()),
+            "events": json.dumps(
+                TaskEvents(rating=("watch",), retrieval_eval=("watch",)).to_json_dict()
+            ),
+            "k": 1,
+            "served_model_dir": str(served_dir),
+        },
+    )
+    blessing = outputs["blessing"][0]
+    with open(tmp_path / "evaluation" / "metrics.json") as f:
+        return blessing.get_int_custom_property("blessed"), json.load(f)
+
+
+@pytest.mark.parametrize(
+    "served, require, blessed, says",
+    [
+        (True, True, 1, "compared with the served model"),
+        (False, True, 0, "Restore the artifact, or set GateConfig.require_baseline=False"),
+        (False, False, 1, "no served model was found"),
+    ],
+)
+def test_a_vanished_baseline_is_replaced_by_the_served_model_or_fails_closed(
+    setup, tmp_path, served, require, blessed, says
+):
+    model_dir, _, _ = setup
+    candidate = tmp_path / "candidate" / "Format-Serving"
+    shutil.copytree(model_dir, candidate)
+    served_dir = tmp_path / "serving" / "rec"
+    if served:
+        shutil.copytree(model_dir, served_dir / "1700000000")
+    gate = GateConfig(max_rmse=2.0, min_top_k_accuracy=0.1, require_baseline=require)
+    got, report = run_evaluator(
+        tmp_path, model_dir, tmp_path / "deleted-baseline", served_dir, gate
+    )
+    assert got == blessed
+    text = " ".join(report["baseline_notes"] + report["reasons"])
+    assert "the last blessed model (artifact 3" in text and says in text
+    assert (report["baseline"] is not None) == served

@@ -1,5 +1,6 @@
 """End-to-end LocalDagRunner runs on a slice of the embedded MovieLens logs."""
 
+import collections
 import csv
 import dataclasses
 import os
@@ -86,18 +87,23 @@ def run(config, tmp):
     return connection
 
 
-def trained_items(user, config):
-    """Items `user` rated or tagged in the train split of the slice."""
-    ingest, items = config.ingest, set()
+def slice_events(config, split=None):
+    """(user, item) of every event of the slice, of one split (0 train, 1 eval) if given."""
+    ingest, events = config.ingest, []
     for name in ("ratings.csv", "tags.csv"):
         with open(os.path.join(DATA, name), newline="") as f:
-            items |= {
-                r["movieId"]
-                for r in csv.DictReader(f)
-                if r["userId"] == user
-                and split_of(user, r["movieId"], ingest.seed, ingest.eval_percent) == 0
-            }
-    return items
+            for r in csv.DictReader(f):
+                if int(r["userId"]) > MAX_USER:
+                    continue
+                pair = (r["userId"], r["movieId"])
+                if split is None or split_of(*pair, ingest.seed, ingest.eval_percent) == split:
+                    events.append(pair)
+    return events
+
+
+def known_items(user, config):
+    """Items `user` rated or tagged in the slice, in either split."""
+    return {item for u, item in slice_events(config) if u == user}
 
 
 def executions_by_component(connection):
@@ -171,10 +177,11 @@ def test_pushed_model_answers_raw_requests(first_run):
     assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
     rating = loaded.signatures["rate"](user_id=tf.constant([b"1"]), item_id=tf.constant([b"1"]))
     assert 0.0 < float(rating["rating"][0]) < 6.0
-    trained = trained_items("1", config)
+    known = known_items("1", config)
     top = loaded.signatures["retrieve"](user_id=tf.constant([b"1"]), k=tf.constant(100))
-    assert len(trained) > 100
-    assert not trained & {i.decode() for i in top["item_ids"].numpy()[0]}  # seen items excluded
+    assert len(known) > 100
+    # Known items are never served: training and evaluation events alike.
+    assert not known & {i.decode() for i in top["item_ids"].numpy()[0]}
 
 
 def test_serving_edge_cases_get_defined_answers(first_run):
@@ -182,9 +189,13 @@ def test_serving_edge_cases_get_defined_answers(first_run):
     version = pushed_versions(config)[0]
     loaded = tf.saved_model.load(os.path.join(config.serving_root, config.model_name, version))
     retrieve, rate = loaded.signatures["retrieve"], loaded.signatures["rate"]
-    unknown = retrieve(user_id=tf.constant([b"nobody", b""]), k=tf.constant(5))["item_ids"]
-    assert unknown.shape == (2, 5)
+    unknown = retrieve(user_id=tf.constant([b"nobody", b""]), k=tf.constant(10))["item_ids"]
+    assert unknown.shape == (2, 10)
     assert unknown.numpy()[0].tolist() == unknown.numpy()[1].tolist()  # both: the OOV user
+    # Unknown users get the training events' most popular items.
+    counts = collections.Counter(item for _, item in slice_events(config, split=0))
+    served = [counts[i.decode()] for i in unknown.numpy()[0]]
+    assert served == sorted(counts.values(), reverse=True)[:10]
     with open(os.path.join(DATA, "movies.csv"), newline="") as f:
         catalogue = [r["movieId"] for r in csv.DictReader(f)]
     huge = [
@@ -192,8 +203,8 @@ def test_serving_edge_cases_get_defined_answers(first_run):
         for i in retrieve(user_id=tf.constant([b"1"]), k=tf.constant(10**9))["item_ids"].numpy()[0]
     ]
     assert sorted(huge) == sorted(catalogue)  # every item once: the whole catalogue, ranked
-    seen = trained_items("1", config)
-    assert set(huge[-len(seen) :]) == seen  # user 1's training items fill the tail
+    known = known_items("1", config)
+    assert set(huge[-len(known) :]) == known  # user 1's known items fill the tail
     empty = retrieve(user_id=tf.constant([], tf.string), k=tf.constant(5))["item_ids"]
     assert empty.shape[0] == 0
     with pytest.raises(tf.errors.InvalidArgumentError, match="k must be a positive"):
@@ -247,7 +258,7 @@ def test_second_run_reuses_cached_executions(first_run):
     assert latest.custom_properties["blessed"].int_value == 1
     assert pushed_versions(config) == pushed_versions(config, "_scann") == before
     latest_push = max(pushes, key=lambda p: p.id)
-    assert latest_push.custom_properties["pushed"].int_value == 1
+    assert latest_push.custom_properties["pushed"].int_value == 0  # identical: not pushed
     assert latest_push.custom_properties["pushed_version"].string_value == before[0]
 
 
@@ -294,6 +305,16 @@ def new_genre(name, header, body):
     return header, body
 
 
+def nan_rating(name, header, body):
+    if name == "ratings.csv":
+        body = [list(body[0][:2]) + ["NaN"] + list(body[0][3:]), *body[1:]]
+    return header, body
+
+
+def header_only_ratings(name, header, body):
+    return header, ([] if name == "ratings.csv" else body)
+
+
 def drop_genres_column(name, header, body):
     if name != "movies.csv":
         return header, body
@@ -313,6 +334,8 @@ def drop_genres_column(name, header, body):
             r"(?s)data does not match \S*schema.pbtxt.*catalog/genres: Unexpected string values",
         ),
         (drop_genres_column, r"catalogue .* missing column\(s\) \['genres'\]"),
+        (nan_rating, r"log 'ratings' \(.*ratings.csv' line 2\): rating 'NaN' is not a finite"),
+        (header_only_ratings, r"ratings.csv' has a header but no rows"),
     ],
 )
 def test_bad_log_fails_clearly_and_pushes_nothing(tmp_path, mutate, message):

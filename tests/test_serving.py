@@ -116,8 +116,10 @@ def test_scann_index_survives_save_and_reload(catalogue, tmp_path):
         (lambda: client.retrieve_request([], 10, "m"), "non-empty list of strings"),
         (lambda: client.retrieve_request("42", 10, "m"), "non-empty list of strings"),
         (lambda: client.retrieve_request([42], 10, "m"), "must hold strings"),
-        (lambda: client.retrieve_request(["1"], 0, "m"), "k must be a positive int"),
-        (lambda: client.retrieve_request(["1"], 2.5, "m"), "k must be a positive int"),
+        (lambda: client.retrieve_request(["1"], 0, "m"), r"k must be an int in \[1, 2147483647\]"),
+        (lambda: client.retrieve_request(["1"], 2.5, "m"), "k must be an int"),
+        (lambda: client.retrieve_request(["1"], 2**32 + 5, "m"), "got 4294967301"),
+        (lambda: client.retrieve_request(["1"], 2**31, "m"), "got 2147483648"),
         (lambda: client.retrieve_request(["1"], 10, ""), "model_name"),
         (lambda: client.rate_request(["1", "2"], ["3"], "m"), r"user_ids \(2\) and item_ids \(1\)"),
     ],
@@ -132,6 +134,8 @@ def test_requests_and_responses_round_trip():
     assert request.model_spec.signature_name == "retrieve"
     assert tf.make_ndarray(request.inputs["user_id"]).tolist() == [b"7", b"8"]
     assert int(tf.make_ndarray(request.inputs["k"])) == 3
+    largest = client.retrieve_request(["7"], 2**31 - 1, "recommender")
+    assert int(tf.make_ndarray(largest.inputs["k"])) == 2**31 - 1
     response = predict_pb2.PredictResponse()
     response.outputs["item_ids"].CopyFrom(tf.make_tensor_proto([[b"a", b"b"]]))
     response.outputs["titles"].CopyFrom(tf.make_tensor_proto([[b"A", b"B"]]))

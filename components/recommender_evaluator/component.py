@@ -21,6 +21,7 @@ class RecommenderEvaluatorSpec(types.ComponentSpec):
         executor.GATE_CONFIG_KEY: ExecutionParameter(type=str),
         executor.EVENTS_KEY: ExecutionParameter(type=str),
         executor.K_KEY: ExecutionParameter(type=int),
+        executor.SERVED_MODEL_DIR_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -55,6 +56,7 @@ class RecommenderEvaluator(base_component.BaseComponent):
         events: TaskEvents,
         k: int,
         baseline_model: types.BaseChannel | None = None,
+        served_model_dir: str = "",
     ):
         """Builds the component.
 
@@ -67,6 +69,9 @@ class RecommenderEvaluator(base_component.BaseComponent):
             k: Depth of the top-K accuracy (the model config's `top_k`).
             baseline_model: Last blessed model, typically from a
                 LatestBlessedModelStrategy resolver.
+            served_model_dir: `<serving_root>/<model_name>`: its newest version
+                is the baseline when the last blessed model's files are gone
+                ("" when models are not pushed to a filesystem).
         """
         super().__init__(
             spec=RecommenderEvaluatorSpec(
@@ -77,6 +82,7 @@ class RecommenderEvaluator(base_component.BaseComponent):
                 gate_config=json.dumps(gate.to_json_dict(), sort_keys=True),
                 events=json.dumps(events.to_json_dict(), sort_keys=True),
                 k=k,
+                served_model_dir=served_model_dir,
                 evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             )

@@ -29,6 +29,10 @@ class GateConfig(jsonable.JsonDataclass):
         max_rmse_increase: Allowed RMSE increase over the baseline.
         max_accuracy_decrease: Allowed top-K accuracy decrease below the baseline.
         split: Examples split evaluated.
+        require_baseline: When a blessed baseline exists but neither it nor the
+            served model can be evaluated (e.g. its files were deleted), the
+            candidate is not blessed (fail closed). False gates on the
+            thresholds alone then, as on a first run.
     """
 
     max_rmse: float = 0.86
@@ -36,6 +40,7 @@ class GateConfig(jsonable.JsonDataclass):
     max_rmse_increase: float = 0.01
     max_accuracy_decrease: float = 0.01
     split: str = EVAL
+    require_baseline: bool = True
 
     def __post_init__(self) -> None:
         if self.max_rmse <= 0:

@@ -1,39 +1,28 @@
-"""RecommenderPusher: ships the brute-force model and its ScaNN twin, only when blessed."""
+"""RecommenderPusher: TFX's Pusher, shipping the brute-force model and its ScaNN twin."""
 
 from __future__ import annotations
 
+import os
+
 from tfx import types
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.components.pusher.component import Pusher
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import pusher_pb2
 
 from components.recommender_pusher import executor
 
 
-class RecommenderPusherSpec(types.ComponentSpec):
-    """Inputs, outputs and parameters of RecommenderPusher."""
+class RecommenderPusher(Pusher):
+    """The stock Pusher with an executor that pushes both serving models under one version.
 
-    PARAMETERS = {
-        executor.SERVING_ROOT_KEY: ExecutionParameter(type=str),
-        executor.MODEL_NAME_KEY: ExecutionParameter(type=str),
-    }
-    INPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-    }
-    OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
-
-
-class RecommenderPusher(base_component.BaseComponent):
-    """Pushes a blessed model to TF Serving's layout, atomically.
-
-    Layout: `<serving_root>/<model_name>/<version>/` (brute force, stock TF
-    Serving) and `<serving_root>/<model_name>_scann/<version>/` (ScaNN ops),
-    both with the same version. An unblessed model is never pushed, and a model
-    identical to the latest pushed version is not pushed twice.
+    Layout (TF Serving's): `<serving_root>/<model_name>/<version>/` (brute force,
+    stock TF Serving) and `<serving_root>/<model_name>_scann/<version>/` (ScaNN
+    ops). Inputs, output and properties are the stock Pusher's: a model that the
+    Evaluator (and the InfraValidator, when wired) did not bless is never pushed,
+    and the PushedModel carries `pushed`, `pushed_destination`, `pushed_version`.
+    A model identical to the latest pushed version is not pushed again (`pushed` 0).
     """
 
-    SPEC_CLASS = RecommenderPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(
@@ -42,6 +31,7 @@ class RecommenderPusher(base_component.BaseComponent):
         model_blessing: types.BaseChannel,
         serving_root: str,
         model_name: str,
+        infra_blessing: types.BaseChannel | None = None,
     ):
         """Builds the component.
 
@@ -50,13 +40,15 @@ class RecommenderPusher(base_component.BaseComponent):
             model_blessing: The Evaluator's verdict.
             serving_root: Root of the versioned model directories.
             model_name: Name of the brute-force model; the ScaNN one adds "_scann".
+            infra_blessing: Optional InfraValidator verdict, honoured like the stock Pusher.
         """
         super().__init__(
-            spec=RecommenderPusherSpec(
-                model=model,
-                model_blessing=model_blessing,
-                serving_root=serving_root,
-                model_name=model_name,
-                pushed_model=types.Channel(type=standard_artifacts.PushedModel),
-            )
+            model=model,
+            model_blessing=model_blessing,
+            infra_blessing=infra_blessing,
+            push_destination=pusher_pb2.PushDestination(
+                filesystem=pusher_pb2.PushDestination.Filesystem(
+                    base_directory=os.path.join(serving_root, model_name)
+                )
+            ),
         )

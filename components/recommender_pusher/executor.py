@@ -1,7 +1,18 @@
-"""Executor of RecommenderPusher: atomic, versioned push of both serving models."""
+"""Executor of RecommenderPusher: atomic, versioned push of both serving models.
+
+Both models are copied into `<serving_root>/.staging/` and checked against the
+sources' content digests. Then the ScaNN twin is renamed into place and the
+brute-force model last: that rename is the commit point. If it fails, the
+ScaNN version just renamed is removed again, so no half pair is ever published
+and the previous pair stays served. Staging left by a killed push is removed by
+the next push. A pushed pair is compared with the sources by content, not only
+by fingerprint, so a damaged latest version (a deleted `saved_model.pb` or
+`variables/`) is repaired by pushing a new version.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -9,17 +20,18 @@ import uuid
 from typing import Any
 
 from tfx import types
-from tfx.components.evaluator import constants
-from tfx.dsl.components.base import base_executor
+from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils
-from tfx.utils import io_utils, path_utils
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
 
 from contracts.layout import pushed_model_names, scann_model_dir
 
-SERVING_ROOT_KEY = "serving_root"
-MODEL_NAME_KEY = "model_name"
-FINGERPRINT_FILES = ("fingerprint.pb", "saved_model.pb")
+STAGING_DIR = ".staging"
+STALE_STAGING_S = 3600
+"""Staged copies older than this are left by a killed push and are removed."""
+SCANN_DESTINATION_KEY = "pushed_scann_destination"
 
 
 def versions(model_root: str) -> list[int]:
@@ -30,30 +42,106 @@ def versions(model_root: str) -> list[int]:
     return sorted(int(n) for n in names if n.isdigit())
 
 
-def same_model(a: str, b: str) -> bool:
-    """Whether two SavedModel directories hold the same model (SavedModel fingerprint)."""
-    for name in FINGERPRINT_FILES:
-        pa, pb = os.path.join(a, name), os.path.join(b, name)
-        if fileio.exists(pa) and fileio.exists(pb):
-            return io_utils.read_bytes_file(pa) == io_utils.read_bytes_file(pb)
-    return False
+def tree_digest(directory: str) -> str:
+    """SHA-256 of every file's relative path and bytes under `directory` ("" if absent)."""
+    if not fileio.isdir(directory):
+        return ""
+    digest = hashlib.sha256()
+    for root, _, files in sorted(fileio.walk(directory)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, directory).encode() + b"\0")
+            with fileio.open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            digest.update(b"\0")
+    return digest.hexdigest()
 
 
-def is_blessed(blessing: types.Artifact) -> bool:
-    """Reads the Evaluator's verdict from a ModelBlessing artifact."""
-    return blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
+def copy_model(source: str, target: str) -> None:
+    """Copies a SavedModel directory, `saved_model.pb` last (as TFX's Pusher does)."""
+    io_utils.copy_dir(source, target, deny_regex_patterns=[r"saved_model\.pb"])
+    io_utils.copy_file(
+        os.path.join(source, "saved_model.pb"), os.path.join(target, "saved_model.pb")
+    )
 
 
-class Executor(base_executor.BaseExecutor):
-    """Pushes `<model>` and `<model>_scann` under one new version, only when blessed.
+def remove_stale_staging(serving_root: str, now: float) -> list[str]:
+    """Removes staged copies older than `STALE_STAGING_S`; returns what it removed."""
+    staging = os.path.join(serving_root, STAGING_DIR)
+    removed = []
+    if fileio.isdir(staging):
+        for name in fileio.listdir(staging):
+            path = os.path.join(staging, name.rstrip("/"))
+            if now - fileio.stat(path).mtime_nsec / 1e9 > STALE_STAGING_S:
+                fileio.rmtree(path)
+                removed.append(path)
+    return removed
 
-    Each model is first copied into a hidden `.tmp-*` directory next to its
-    versions (TF Serving ignores non-numeric names) and renamed into place once
-    both copies are complete: an interrupted push leaves the served versions as
-    they were. A model whose fingerprint equals the latest pushed version is not
-    pushed again. The PushedModel output carries TFX's `pushed`,
-    `pushed_destination` and `pushed_version` properties.
+
+def push_pair(
+    serving_root: str,
+    sources: dict[str, str],
+    targets: dict[str, str],
+) -> tuple[int, bool]:
+    """Pushes the brute-force model and its ScaNN twin under one new version.
+
+    Args:
+        serving_root: Holds the model roots and the staging directory.
+        sources: Model directory by index kind ("brute_force", "scann").
+        targets: Versioned model root by index kind.
+
+    Returns:
+        (version, pushed): the new version, or the latest one and False when it
+        already holds exactly these models.
+
+    Raises:
+        ValueError: if a staged copy differs from its source.
+        Exception: the filesystem's error when a copy or rename fails; nothing
+            is published then.
     """
+    removed = remove_stale_staging(serving_root, time.time())
+    if removed:
+        logging.warning("Removed staging left by an interrupted push: %s", removed)
+    digests = {kind: tree_digest(path) for kind, path in sources.items()}
+    existing = {kind: versions(root) for kind, root in targets.items()}
+    latest = existing["brute_force"][-1] if existing["brute_force"] else None
+    if latest is not None:
+        pushed = {k: tree_digest(os.path.join(targets[k], str(latest))) for k in targets}
+        if pushed == digests:
+            logging.info("Model already pushed as version %d: not pushed again", latest)
+            return latest, False
+        logging.warning(
+            "Latest pushed version %d differs from this model%s",
+            latest,
+            "" if all(pushed.values()) else " and is incomplete: pushing a repaired version",
+        )
+    version = max([int(time.time()), *(v + 1 for vs in existing.values() for v in vs)])
+    staging = os.path.join(serving_root, STAGING_DIR, f"{version}-{uuid.uuid4().hex}")
+    staged = {kind: os.path.join(staging, kind) for kind in sources}
+    try:
+        for kind, source in sources.items():
+            copy_model(source, staged[kind])
+            if tree_digest(staged[kind]) != digests[kind]:
+                raise ValueError(f"staged copy of {source} differs from it: not pushed")
+        for kind in targets:
+            fileio.makedirs(targets[kind])
+        published = os.path.join(targets["scann"], str(version))
+        fileio.rename(staged["scann"], published)
+        try:
+            fileio.rename(staged["brute_force"], os.path.join(targets["brute_force"], str(version)))
+        except Exception:
+            fileio.rmtree(published)
+            raise
+    finally:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+    logging.info("Pushed %s as version %d", sorted(targets.values()), version)
+    return version, True
+
+
+class Executor(pusher_executor.Executor):
+    """TFX's Pusher executor, pushing `<model>` and `<model>_scann` under one version."""
 
     def Do(  # noqa: N802
         self,
@@ -61,54 +149,43 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        """Pushes (or not) and records the outcome on the PushedModel artifact."""
+        """Pushes (or not) and records the outcome on the PushedModel artifact.
+
+        Raises:
+            ValueError: if the push destination is not a filesystem, or the
+                model lacks its ScaNN twin.
+        """
         self._log_startup(input_dict, output_dict, exec_properties)
-        model = artifact_utils.get_single_instance(input_dict["model"])
-        blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
-        pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
-        if not is_blessed(blessing):
-            logging.info("Model %s is not blessed: not pushed", model.uri)
-            pushed.set_int_custom_property("pushed", 0)
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+        )
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
             return
-        name = exec_properties[MODEL_NAME_KEY]
-        root = exec_properties[SERVING_ROOT_KEY]
-        serving = path_utils.serving_model_path(model.uri)
-        served = pushed_model_names(name)
-        sources = {served["brute_force"]: serving, served["scann"]: scann_model_dir(serving)}
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination
+        )
+        if destination.WhichOneof("destination") != "filesystem":
+            raise ValueError(f"RecommenderPusher pushes to a filesystem, got {destination}")
+        base = destination.filesystem.base_directory.rstrip("/")
+        serving_root, name = os.path.dirname(base), os.path.basename(base)
+        serving = self.GetModelPath(input_dict)
+        sources = {"brute_force": serving, "scann": scann_model_dir(serving)}
         for source in sources.values():
             if not fileio.isdir(source):
-                raise ValueError(f"model {model.uri} has no serving model at {source}")
-        version = self._push(root, sources)
-        pushed.set_int_custom_property("pushed", 1)
-        pushed.set_string_custom_property("pushed_destination", os.path.join(root, name))
-        pushed.set_string_custom_property("pushed_version", str(version))
-        pushed.set_string_custom_property(
-            "pushed_scann_destination", os.path.join(root, served["scann"])
+                raise ValueError(f"the model has no serving model at {source}")
+        targets = {
+            kind: os.path.join(serving_root, served)
+            for kind, served in pushed_model_names(name).items()
+        }
+        version, pushed = push_pair(serving_root, sources, targets)
+        if not pushed:
+            self._MarkNotPushed(model_push)
+            model_push.set_string_custom_property("pushed_version", str(version))
+            return
+        io_utils.copy_dir(serving, model_push.uri)  # the stock Pusher's archive copy
+        self._MarkPushed(model_push, os.path.join(base, str(version)), str(version))
+        model_push.set_string_custom_property(
+            SCANN_DESTINATION_KEY, os.path.join(targets["scann"], str(version))
         )
-
-    def _push(self, root: str, sources: dict[str, str]) -> int:
-        primary = next(iter(sources))
-        existing = {n: versions(os.path.join(root, n)) for n in sources}
-        latest = existing[primary][-1] if existing[primary] else None
-        if latest is not None and all(
-            latest in existing[n] and same_model(s, os.path.join(root, n, str(latest)))
-            for n, s in sources.items()
-        ):
-            logging.info("Model already pushed as version %d: not pushed again", latest)
-            return latest
-        version = max([int(time.time()), *(v + 1 for vs in existing.values() for v in vs)])
-        staged = {}
-        try:
-            for model_name, source in sources.items():
-                staged[model_name] = os.path.join(
-                    root, model_name, f".tmp-{version}-{uuid.uuid4().hex}"
-                )
-                io_utils.copy_dir(source, staged[model_name])
-            for model_name, tmp in staged.items():
-                fileio.rename(tmp, os.path.join(root, model_name, str(version)))
-        finally:
-            for tmp in staged.values():
-                if fileio.exists(tmp):
-                    fileio.rmtree(tmp)
-        logging.info("Pushed %s as version %d under %s", list(sources), version, root)
-        return version
