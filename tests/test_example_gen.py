@@ -7,9 +7,8 @@ import os
 import apache_beam as beam
 import pytest
 import tensorflow as tf
-from apache_beam.testing.util import assert_that, equal_to
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_component_specs
+from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.multilog_example_gen import csv_source, executor
@@ -180,24 +179,18 @@ def test_event_from_the_future_is_rejected():
         executor.event_example(row, RATINGS, {}, max_timestamp=1999)
 
 
-def test_read_csv_drops_blank_and_duplicate_rows_only(tmp_path):
+def test_identical_rows_are_kept_once_in_file_order(tmp_path):
     path = tmp_path / "log.csv"
-    path.write_text("u,i,t\n1,2,10\n\n 1,2 ,10\n1,2,11\n")
-    with beam.Pipeline() as p:
-        rows = executor._read_csv(
-            p, "log", str(path), ["u", "i", "t"], id_columns=("u", "i"), dedupe=True
-        )
-        assert_that(
-            rows | beam.Map(lambda e: (e[0], e[1]["u"].strip(), e[1]["t"])),
-            equal_to([(2, "1", "10"), (5, "1", "11")]),
-        )
+    path.write_text("u,i,t\n1,2,10\n\n 1,2 ,10\n1,2,11\n1,2,10\n")
+    rows = list(executor.unique_rows(str(path), ["u", "i", "t"], id_columns=("u", "i")))
+    assert [(line, row["t"]) for line, row in rows] == [(2, "10"), (5, "11")]
 
 
 def test_unknown_item_share_is_checked():
-    executor.check_unknown_items((0, 10, []), "ratings", 0.5)
-    executor.check_unknown_items((5, 10, ["a"]), "ratings", 0.5)  # at the limit: a warning
+    executor.check_unknown_items("ratings", (0, 10, []), 0.5)
+    executor.check_unknown_items("ratings", (5, 10, ["a"]), 0.5)  # at the limit: a warning
     with pytest.raises(ValueError, match=r"log 'ratings': 6 of 10 events \(60.0%\).*\['a', 'b'\]"):
-        executor.check_unknown_items((6, 10, ["b", "a"]), "ratings", 0.5)
+        executor.check_unknown_items("ratings", (6, 10, ["b", "a"]), 0.5)
 
 
 def generate(tmp_path, files, spec):
@@ -260,3 +253,55 @@ def test_extra_columns_are_ignored(tmp_path):
     [(_, row)] = rows_of(path, csv_source.read_header(str(path)))
     ex = executor.event_example(row, RATINGS, {}).features.feature
     assert set(ex) == {F.USER_ID, F.ITEM_ID, F.TITLE, F.GENRES, F.EVENT_TYPE, F.TIMESTAMP, F.RATING}
+
+
+def test_the_same_logs_give_the_same_examples_in_the_same_order(tmp_path):
+    """Two logs, read by the real executor twice: no random interleaving or reshuffle."""
+    ratings = "userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{1 + (u * 7 + i) % 2},{1 + i % 5},{100 + i}\n" for u in range(300) for i in range(5)
+    )
+    tags = "userId,movieId,tag,timestamp\n" + "".join(
+        f"{u},{1 + u % 2},t{u},{900 + u}\n" for u in range(300)
+    )
+    spec = IngestSpec(logs=MOVIELENS.logs, catalog=CATALOG)
+    files = {"movies.csv": MOVIES, "ratings.csv": ratings, "tags.csv": tags}
+    runs = []
+    for attempt in range(2):
+        run_dir = tmp_path / str(attempt)
+        run_dir.mkdir()
+        examples = standard_artifacts.Examples()
+        examples.uri = str(run_dir / "out")
+        for name, text in files.items():
+            (run_dir / name).write_text(text)
+        input_config = example_gen_pb2.Input(
+            splits=[
+                example_gen_pb2.Input.Split(name=TRAIN, pattern="*"),
+                example_gen_pb2.Input.Split(name=EVAL, pattern="*"),
+                example_gen_pb2.Input.Split(name=CATALOG_SPLIT, pattern="movies.csv"),
+            ]
+        )
+        executor.Executor().Do(
+            {},
+            {standard_component_specs.EXAMPLES_KEY: [examples]},
+            {
+                standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+                standard_component_specs.OUTPUT_CONFIG_KEY: "{}",
+                standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(
+                    {executor.INGEST_SPEC_KEY: spec.to_json_dict()}
+                ),
+                standard_component_specs.INPUT_BASE_KEY: str(run_dir),
+            },
+        )
+        runs.append(
+            {
+                split: [
+                    r.numpy()
+                    for r in tf.data.TFRecordDataset(
+                        tf.io.gfile.glob(f"{examples.uri}/Split-{split}/*"), compression_type="GZIP"
+                    )
+                ]
+                for split in (TRAIN, EVAL)
+            }
+        )
+    assert len(runs[0][TRAIN]) + len(runs[0][EVAL]) == 300 * 5 + 300
+    assert runs[0] == runs[1]

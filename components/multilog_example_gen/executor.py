@@ -11,19 +11,21 @@ retrieval candidates. Ids follow `contracts.ids` (surrounding whitespace removed
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
+from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_component_specs
+from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.multilog_example_gen.csv_source import check_columns, read_rows
@@ -34,6 +36,8 @@ from contracts.names import CATALOG, EVAL, EVENT_SPLITS, TRAIN
 from models import features as F
 
 INGEST_SPEC_KEY = "ingest_spec"
+DATA_FILE = "data_tfrecord"
+"""Split files are `Split-<name>/data_tfrecord-*.gz`, as TFX's ExampleGen writes them."""
 FUTURE_TOLERANCE_S = 86_400
 """Events may be stamped up to a day after ingest time (clock skew); later is an error."""
 SAMPLE_IDS = 5
@@ -113,36 +117,30 @@ def event_example(
     return tf.train.Example(features=tf.train.Features(feature=feats))
 
 
-def _dedupe_key(entry: tuple[int, dict[str, str]], id_columns: Sequence[str]):
-    line, row = entry
-    values = tuple((k, normalize_id(v) if k in id_columns else v) for k, v in sorted(row.items()))
-    return values, line
+def unique_rows(
+    path: str, header: Sequence[str], id_columns: Sequence[str] = ()
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """`read_rows` without rows identical to an earlier one (ids compared normalised).
 
-
-def _read_csv(
-    pipeline: beam.Pipeline,
-    label: str,
-    path: str,
-    header: Sequence[str],
-    id_columns: Sequence[str] = (),
-    dedupe: bool = False,
-):
-    """(line, row) of every data row of `path`; with `dedupe`, identical rows once (first line).
-
-    Rows are identical when every column is, ids compared after normalisation.
+    The file is read in order by one worker, so the first occurrence is kept and
+    the output order is the file's, run after run. Memory: an 8-byte digest per
+    distinct row of the file.
     """
-    rows = (
+    seen: set[bytes] = set()
+    for line, row in read_rows(path, header):
+        values = [normalize_id(v) if k in id_columns else v for k, v in row.items()]
+        digest = hashlib.blake2b("\x1f".join(values).encode(), digest_size=8).digest()
+        if digest not in seen:
+            seen.add(digest)
+            yield line, row
+
+
+def _read_csv(pipeline: beam.Pipeline, label: str, path: str, header: Sequence[str]):
+    """(line, row) of every data row of `path`, in file order."""
+    return (
         pipeline
         | f"File[{label}]" >> beam.Create([path])
         | f"Read[{label}]" >> beam.FlatMap(read_rows, header=list(header))
-    )
-    if not dedupe:
-        return rows
-    return (
-        rows
-        | f"Key[{label}]" >> beam.Map(_dedupe_key, id_columns=list(id_columns))
-        | f"FirstOfDuplicates[{label}]" >> beam.CombinePerKey(min)
-        | f"Unkey[{label}]" >> beam.Map(lambda kv: (kv[1], dict(kv[0])))
     )
 
 
@@ -188,8 +186,13 @@ class UnknownItems(beam.CombineFn):
         return acc
 
 
-def check_unknown_items(counts: tuple[int, int, list[str]], log: str, max_share: float) -> None:
+def check_unknown_items(log: str, counts: tuple[int, int, list[str]], max_share: float) -> None:
     """Fails when more than `max_share` of a log's events miss the catalogue; logs any miss.
+
+    Args:
+        log: The log's name.
+        counts: (unknown, total, sample ids) from `UnknownItems`.
+        max_share: `IngestSpec.max_unknown_item_share`.
 
     Raises:
         ValueError: naming the log, the share and sample item ids.
@@ -210,8 +213,8 @@ def check_unknown_items(counts: tuple[int, int, list[str]], log: str, max_share:
     logging.warning("%s; they keep their id with no title or genres", message)
 
 
-def _is_known(example: tf.train.Example, catalog: dict) -> tuple[str, bool]:
-    item = example.features.feature[F.ITEM_ID].bytes_list.value[0].decode()
+def _is_known(raw_item: str, catalog: dict) -> tuple[str, bool]:
+    item = normalize_id(raw_item)
     return item, item in catalog
 
 
@@ -219,8 +222,31 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Reads the logs and catalogue named by the ingest spec in `custom_config`.
 
     Rows identical in every column of one log are kept once (a re-delivered log
-    line); repeated interactions at different times are all kept.
+    line); repeated interactions at different times are all kept. Unlike TFX's
+    base executor, the splits are written without a random reshuffle: the same
+    logs give the same examples in the same order (on the local runner), so
+    a re-run trains the same model.
     """
+
+    def Do(  # noqa: N802
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Generates the splits and writes each as gzipped TFRecords of tf.Examples."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+        artifact_utils.get_single_instance(
+            examples
+        ).split_names = artifact_utils.encode_split_names([TRAIN, EVAL, CATALOG])
+        with self._make_beam_pipeline() as pipeline:
+            splits = self.GenerateExamplesByBeam(pipeline, exec_properties)
+            for name, records in splits.items():
+                path = os.path.join(artifact_utils.get_split_uri(examples, name), DATA_FILE)
+                _ = records | f"Write[{name}]" >> beam.io.WriteToTFRecord(
+                    path, file_name_suffix=".gz"
+                )
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802
         """Unused: `GenerateExamplesByBeam` reads all logs at once to split them jointly."""
@@ -265,53 +291,63 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         catalog_side = beam.pvalue.AsDict(catalog)
 
         max_timestamp = int(time.time()) + FUTURE_TOLERANCE_S
-        events = []
-        for log in spec.logs:
-            path = log_paths[log.name]
-            rows = _read_csv(
-                pipeline,
-                log.name,
-                path,
-                log_headers[log.name],
-                id_columns=(log.user_column, log.item_column),
-                dedupe=True,
-            )
-            examples = rows | f"ToExample[{log.name}]" >> beam.Map(
-                lambda entry, log, path, catalog: event_example(
-                    entry[1], log, catalog, max_timestamp, source=f"{path!r} line {entry[0]}"
-                ),
-                log=log,
-                path=path,
-                catalog=catalog_side,
-            )
-            _ = (
-                examples
-                | f"CatalogHit[{log.name}]" >> beam.Map(_is_known, catalog=catalog_side)
-                | f"CountUnknown[{log.name}]" >> beam.CombineGlobally(UnknownItems())
-                | f"CheckUnknown[{log.name}]"
-                >> beam.Map(
-                    check_unknown_items, log=log.name, max_share=spec.max_unknown_item_share
+        logs = {log.name: log for log in spec.logs}
+        # One Create holding every log, read in order: the events come out in the
+        # same order run after run (separate reads would interleave at random).
+        rows = (
+            pipeline
+            | "Logs" >> beam.Create([log.name for log in spec.logs])
+            | "ReadLogs"
+            >> beam.FlatMap(
+                lambda name: (
+                    (name, line, row)
+                    for line, row in unique_rows(
+                        log_paths[name],
+                        log_headers[name],
+                        (logs[name].user_column, logs[name].item_column),
+                    )
                 )
             )
-            events.append(examples)
-        train, eval_ = (
-            events
-            | "MergeLogs" >> beam.Flatten()
-            | "SplitByPair"
-            >> beam.Partition(
-                lambda ex, _n: split_of(
-                    ex.features.feature[F.USER_ID].bytes_list.value[0].decode(),
-                    ex.features.feature[F.ITEM_ID].bytes_list.value[0].decode(),
-                    spec.seed,
-                    spec.eval_percent,
+        )
+        events = rows | "ToExample" >> beam.Map(
+            lambda entry, catalog: event_example(
+                entry[2],
+                logs[entry[0]],
+                catalog,
+                max_timestamp,
+                source=f"{log_paths[entry[0]]!r} line {entry[1]}",
+            ),
+            catalog=catalog_side,
+        )
+        _ = (
+            rows
+            | "CatalogHit"
+            >> beam.Map(
+                lambda entry, catalog: (
+                    entry[0],
+                    _is_known(entry[2][logs[entry[0]].item_column], catalog),
                 ),
-                2,
+                catalog=catalog_side,
             )
+            | "CountUnknown" >> beam.CombinePerKey(UnknownItems())
+            | "CheckUnknown"
+            >> beam.Map(lambda counted: check_unknown_items(*counted, spec.max_unknown_item_share))
+        )
+        train, eval_ = events | "SplitByPair" >> beam.Partition(
+            lambda ex, _n: split_of(
+                ex.features.feature[F.USER_ID].bytes_list.value[0].decode(),
+                ex.features.feature[F.ITEM_ID].bytes_list.value[0].decode(),
+                spec.seed,
+                spec.eval_percent,
+            ),
+            2,
         )
         return {
-            TRAIN: train | "SerializeTrain" >> beam.Map(lambda ex: ex.SerializeToString()),
-            EVAL: eval_ | "SerializeEval" >> beam.Map(lambda ex: ex.SerializeToString()),
+            TRAIN: train
+            | "SerializeTrain" >> beam.Map(lambda ex: ex.SerializeToString(deterministic=True)),
+            EVAL: eval_
+            | "SerializeEval" >> beam.Map(lambda ex: ex.SerializeToString(deterministic=True)),
             CATALOG: catalog
             | "CatalogExample" >> beam.Map(_to_catalog_example)
-            | "SerializeCatalog" >> beam.Map(lambda ex: ex.SerializeToString()),
+            | "SerializeCatalog" >> beam.Map(lambda ex: ex.SerializeToString(deterministic=True)),
         }
