@@ -50,7 +50,7 @@ def main() -> None:
     print(
         f"Pushed model: {pushed}"
         if pushed
-        else "No model pushed this run (unchanged, or not blessed: see metrics.json)"
+        else "No model pushed this run (unchanged, or not blessed: see the Evaluator's gate.json)"
     )
 
 

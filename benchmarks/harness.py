@@ -24,9 +24,10 @@ import tensorflow_transform as tft  # noqa: E402
 
 from models import features as F  # noqa: E402
 from models import training  # noqa: E402
+from models.baselines import fit_bias_model  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.data import read_transformed  # noqa: E402
-from models.evaluation import evaluate_saved_model, event_feature_spec  # noqa: E402
+from models.evaluation import evaluate_saved_model  # noqa: E402
 from models.export import export_models  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,7 +45,35 @@ def write_results(name: str, data, table: str) -> None:
     print(table)
 
 
-def _latest(pattern: str) -> str:
+def measure_subprocess(cmd: list[str], env: dict | None = None) -> dict:
+    """Runs `cmd`; returns its wall time and the peak resident memory of it and its children.
+
+    Raises:
+        RuntimeError: with the end of stderr if the command fails.
+    """
+    import subprocess
+
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
+    parent, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError(f"{cmd} failed:\n{proc.stderr.read()[-3000:]}")
+    return {"wall_s": wall, "peak_rss_gib": peak / 2**30}
+
+
+def latest(pattern: str) -> str:
     paths = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
     if not paths:
         raise ValueError(f"nothing matches {pattern!r}: run `make run` first")
@@ -64,9 +93,9 @@ class RunData:
     @classmethod
     def latest(cls, pipeline_root: str = DEFAULT_PIPELINE_ROOT) -> RunData:
         """The newest Transform and ExampleGen outputs under `pipeline_root`."""
-        graph = _latest(os.path.join(pipeline_root, "Transform", "transform_graph", "*"))
-        examples = _latest(os.path.join(pipeline_root, "Transform", "transformed_examples", "*"))
-        raw = _latest(os.path.join(pipeline_root, "MultiLogExampleGen", "examples", "*"))
+        graph = latest(os.path.join(pipeline_root, "Transform", "transform_graph", "*"))
+        examples = latest(os.path.join(pipeline_root, "Transform", "transformed_examples", "*"))
+        raw = latest(os.path.join(pipeline_root, "MultiLogExampleGen", "examples", "*"))
         return cls(
             tft.TFTransformOutput(graph),
             os.path.join(examples, "Split-train", "*"),
@@ -127,13 +156,7 @@ def train_and_score(
             data.catalog,
             tmp + "/m/x",
         )
-        metrics = evaluate_saved_model(
-            dirs["brute_force"],
-            data.raw_eval,
-            config.top_k,
-            config.events,
-            event_feature_spec(data.tf_transform_output.raw_metadata.schema),
-        )
+        metrics = evaluate_saved_model(dirs["brute_force"], data.raw_eval, config.top_k)
     return {
         "rmse": metrics.rmse,
         "top_100": metrics.top_k_accuracy,
@@ -156,22 +179,18 @@ def baselines(data: RunData, rating_percent: int = 100, reg: float = 10.0) -> di
     evaluation = _arrays(data.eval, data, None)
     rated = train["mask"] > 0
     u, i, r = train["user"][rated], train["item"][rated], train["rating"][rated]
-    mu = r.mean()
     n_users, n_items = (
         int(train["user"].max() + 2),
         int(max(train["item"].max(), evaluation["item"].max()) + 2),
     )
-    bu, bi = np.zeros(n_users), np.zeros(n_items)
-    for _ in range(5):
-        bi = np.bincount(i, r - mu - bu[u], n_items) / (np.bincount(i, None, n_items) + reg)
-        bu = np.bincount(u, r - mu - bi[i], n_users) / (np.bincount(u, None, n_users) + reg)
+    bias = fit_bias_model(u, i, r, n_users, n_items, damping=reg)
     e_rated = evaluation["mask"] > 0
     eu, ei, er = (
         evaluation["user"][e_rated],
         evaluation["item"][e_rated],
         evaluation["rating"][e_rated],
     )
-    rmse = float(np.sqrt(np.mean((np.clip(mu + bu[eu] + bi[ei], 0.5, 5.0) - er) ** 2)))
+    rmse = float(np.sqrt(np.mean((np.clip(bias.predict(eu, ei), 0.5, 5.0) - er) ** 2)))
     order = np.argsort(-np.bincount(i, None, n_items), kind="stable")
     top = set(order[:100].tolist())
     plain = float(np.mean([x in top for x in ei]))

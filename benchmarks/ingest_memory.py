@@ -16,13 +16,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import write_results  # noqa: E402
+from benchmarks.harness import measure_subprocess, write_results  # noqa: E402
 from datagen.synthetic import FILES, SyntheticConfig, write  # noqa: E402
 
 MODES = {
@@ -57,25 +55,11 @@ def child(data: str, out: str, beam_args: list[str]) -> None:
 
 def measure(data: str, out: str, beam_args: list[str]) -> dict:
     """Wall time and peak resident memory (child + descendants) of one ExampleGen run."""
-    import psutil
-
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    cmd = [sys.executable, __file__, "--child", data, out, json.dumps(beam_args)]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    parent, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise RuntimeError(f"ExampleGen failed:\n{proc.stderr.read()[-3000:]}")
-    return {"wall_s": wall, "peak_rss_gib": peak / 2**30}
+    return measure_subprocess(
+        [sys.executable, __file__, "--child", data, out, json.dumps(beam_args)]
+    )
 
 
 def main() -> None:

@@ -10,6 +10,9 @@ import os
 from typing import Final
 
 SCANN_DIR_NAME: Final = "Format-Serving-ScaNN"
+SCANN_GATE_FILE: Final = "scann_gate.json"
+"""Next to the serving models: ScaNN's recall against brute force, and whether the
+ScaNN twin may be pushed (`{"recall": r, "min_recall": m, "passed": bool, ...}`)."""
 SCANN_SUFFIX: Final = "_scann"
 INDEX_KINDS: Final = ("brute_force", "scann")
 
@@ -17,6 +20,11 @@ INDEX_KINDS: Final = ("brute_force", "scann")
 def scann_model_dir(serving_model_dir: str) -> str:
     """The ScaNN twin of a serving model directory: a sibling `Format-Serving-ScaNN`."""
     return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), SCANN_DIR_NAME)
+
+
+def scann_gate_path(serving_model_dir: str) -> str:
+    """The ScaNN twin's recall verdict, a sibling file of the serving model directory."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), SCANN_GATE_FILE)
 
 
 def pushed_model_names(model_name: str) -> dict[str, str]:

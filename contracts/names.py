@@ -16,9 +16,10 @@ SERVING_DEFAULT: Final = "serving_default"
 RETRIEVE: Final = "retrieve"
 RATE: Final = "rate"
 EVALUATE: Final = "evaluate"
-SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RATE, EVALUATE)
-"""Signatures of every exported model; `serving_default` is `retrieve`, `evaluate`
-is the Evaluator's (ranks of eval events' items)."""
+EVAL_FEATURES: Final = "eval_features"
+SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RATE, EVALUATE, EVAL_FEATURES)
+"""Signatures of every exported model; `serving_default` is `retrieve`; `evaluate`
+(per-event predictions) and `eval_features` (slice features) are the Evaluator's."""
 
 USER_ID_INPUT: Final = "user_id"
 ITEM_ID_INPUT: Final = "item_id"
@@ -30,6 +31,21 @@ SCORES_OUTPUT: Final = "scores"
 RATING_OUTPUT: Final = "rating"
 RANK_OUTPUT: Final = "rank"
 RANK_WITH_SEEN_OUTPUT: Final = "rank_with_seen"
+POPULAR_RANK_OUTPUT: Final = "popular_rank"
+BIAS_RATING_OUTPUT: Final = "bias_rating"
+RATING_LABEL_OUTPUT: Final = "rating_label"
+RATING_WEIGHT_OUTPUT: Final = "rating_weight"
+RETRIEVAL_WEIGHT_OUTPUT: Final = "retrieval_weight"
+"""`evaluate` outputs: ranks of the event's item by the model (training items
+excluded, and not) and by the most-popular-unseen baseline; the predicted rating
+and the bias baseline's; the rating label; whether the event counts for the
+rating (1/0) and the top-K (1/0) metrics."""
+
+USER_ACTIVITY_SLICE: Final = "user_activity"
+ITEM_POPULARITY_SLICE: Final = "item_popularity"
+USER_KNOWN_SLICE: Final = "user_known"
+ITEM_KNOWN_SLICE: Final = "item_known"
+"""`eval_features` outputs: the slice features of the evaluation."""
 
 MODEL_CONFIG_KEY: Final = "model"
 TUNING_CONFIG_KEY: Final = "tuning"

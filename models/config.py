@@ -63,6 +63,9 @@ class ScannConfig(jsonable.JsonDataclass):
         dimensions_per_block: Asymmetric-hashing block size (quantization).
         training_iterations: k-means iterations of the partitioning.
         training_threads: Threads that train the index (0 = all cores).
+        min_recall: Floor on ScaNN's recall@K against the exact search, measured
+            at export on the evaluation users; below it the ScaNN twin is not
+            pushed (the brute-force model is).
     """
 
     num_leaves: int | None = None
@@ -71,8 +74,11 @@ class ScannConfig(jsonable.JsonDataclass):
     dimensions_per_block: int = 2
     training_iterations: int = 12
     training_threads: int = 1
+    min_recall: float = 0.95
 
     def __post_init__(self) -> None:
+        if not 0 <= self.min_recall <= 1:
+            raise ValueError(f"ScannConfig.min_recall must be in [0, 1], got {self.min_recall}")
         for name in ("num_leaves", "num_leaves_to_search", "num_reordering_candidates"):
             value = getattr(self, name)
             if value is not None and value <= 0:

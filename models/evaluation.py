@@ -1,10 +1,11 @@
-"""Offline evaluation of an exported model through its `evaluate` signature.
+"""In-process evaluation of an exported model through its `evaluate` signature.
 
-Raw eval events go through the model's own `evaluate` signature, which ranks
-each event's item among the whole embedded catalogue with the user's training
-items excluded, as `retrieve` serves them (a hit at K is rank <= K), and
-predicts its rating as `rate` does. Event types and rating labels are parsed
-with the feature spec of the curated schema.
+The pipeline's Evaluator is TFX's (TFMA, `components/recommender_evaluator/`);
+this is the same computation in one process, for benchmarks and quick checks:
+raw eval events go through the model's `evaluate` signature, which ranks each
+event's item among the whole catalogue with the user's training items excluded
+(a hit at K is rank <= K), predicts its rating, gives the trivial baselines'
+answers and says which metric each event counts in.
 """
 
 from __future__ import annotations
@@ -14,31 +15,25 @@ import math
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_metadata.proto.v0 import schema_pb2
-from tensorflow_transform.tf_metadata import schema_utils
 
 from contracts import names
-from models import features as F
-from models.config import TaskEvents
-from models.preprocessing import first_value
-
-EVENT_FEATURES = (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING)
-"""Raw event features the evaluation reads."""
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalMetrics:
-    """Metrics of one model on one split.
+    """Metrics of one model, and of the trivial baselines, on one split.
 
     Attributes:
-        rmse: Root mean squared error over events that carry a rating.
+        rmse: Root mean squared error over the rated events of the rating task.
         top_k_accuracy: Share of retrieval events whose item is in the user's
             top-K, the user's training items excluded (as served).
-        k: The K of `top_k_accuracy`.
-        num_rated: Events behind `rmse`.
-        num_retrieval: Events behind `top_k_accuracy`.
-        top_k_accuracy_with_seen: The same without excluding training items
-            (the figure the TFRS tutorials publish); reported, not gated.
+        k: The K of the top-K metrics.
+        num_rated: Events behind the RMSEs.
+        num_retrieval: Events behind the top-K metrics.
+        top_k_accuracy_with_seen: Top-K without excluding training items (the
+            figure the TFRS tutorials publish).
+        bias_rmse: RMSE of the mean + damped biases baseline.
+        popular_top_k_accuracy: Top-K of the most-popular-unseen baseline.
     """
 
     rmse: float
@@ -47,43 +42,24 @@ class EvalMetrics:
     num_rated: int
     num_retrieval: int
     top_k_accuracy_with_seen: float = float("nan")
-
-
-def event_feature_spec(schema: schema_pb2.Schema) -> dict[str, tf.io.VarLenFeature]:
-    """The parse spec of the raw event features the evaluation reads, from the schema.
-
-    Raises:
-        ValueError: if the schema lacks one of `EVENT_FEATURES`.
-    """
-    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
-    missing = [name for name in EVENT_FEATURES if name not in spec]
-    if missing:
-        raise ValueError(f"the schema has no feature(s) {missing}; evaluation needs them")
-    return {name: spec[name] for name in EVENT_FEATURES}
+    bias_rmse: float = float("nan")
+    popular_top_k_accuracy: float = float("nan")
 
 
 def evaluate_saved_model(
-    model_dir: str,
-    file_pattern: str,
-    k: int,
-    events: TaskEvents,
-    feature_spec: dict,
-    batch_size: int = 1024,
+    model_dir: str, file_pattern: str, k: int, batch_size: int = 1024
 ) -> EvalMetrics:
     """Evaluates the SavedModel at `model_dir` on raw (ExampleGen) examples.
 
     Args:
         model_dir: Directory of a SavedModel with the `evaluate` signature.
         file_pattern: Glob of gzipped TFRecords of raw events.
-        k: Depth of the retrieval accuracy.
-        events: Which event types the rating (`events.rating`) and top-K
-            (`events.evaluated_retrieval_events()`) metrics count; empty = all.
-        feature_spec: Parse spec of the raw event features (`event_feature_spec`).
+        k: Depth of the top-K metrics.
         batch_size: Events per signature call.
 
     Raises:
         ValueError: if no file matches, the model has no `evaluate` signature, or
-            no event is rated or of a retrieval type.
+            no event counts for one of the two tasks.
     """
     files = tf.io.gfile.glob(file_pattern)
     if not files:
@@ -95,37 +71,35 @@ def evaluate_saved_model(
             f"{sorted(loaded.signatures)}): export it with models.export"
         )
     evaluate = loaded.signatures[names.EVALUATE]
-    rated_types = np.array([t.encode() for t in events.rating], dtype=object)
-    retrieval_types = np.array(
-        [t.encode() for t in events.evaluated_retrieval_events()], dtype=object
-    )
-    sq_err, rated, hits, hits_with_seen, retrieval = 0.0, 0, 0, 0, 0
+    sums = dict.fromkeys(("sq", "bias_sq", "rated", "hits", "seen_hits", "pop_hits", "n"), 0.0)
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
     for records in dataset:
-        ex = tf.io.parse_example(records, feature_spec)
-        types = first_value(ex[F.EVENT_TYPE], b"")[0].numpy()
-        labels, has_rating = (t.numpy() for t in first_value(ex[F.RATING], 0.0))
-        is_rated = (has_rating > 0) & (np.isin(types, rated_types) if len(rated_types) else True)
-        is_retrieval = np.isin(types, retrieval_types) if len(retrieval_types) else types != b""
-        if not (is_rated.any() or is_retrieval.any()):
-            continue
-        out = {k_: v.numpy() for k_, v in evaluate(**{names.EXAMPLES_INPUT: records}).items()}
-        error = out[names.RATING_OUTPUT][is_rated] - labels[is_rated]
-        sq_err += float(np.sum(error.astype(np.float64) ** 2))
-        rated += int(is_rated.sum())
-        hits += int(np.sum(out[names.RANK_OUTPUT][is_retrieval] <= k))
-        hits_with_seen += int(np.sum(out[names.RANK_WITH_SEEN_OUTPUT][is_retrieval] <= k))
-        retrieval += int(is_retrieval.sum())
-    if not rated or not retrieval:
+        out = {key: v.numpy() for key, v in evaluate(**{names.EXAMPLES_INPUT: records}).items()}
+        rated = out[names.RATING_WEIGHT_OUTPUT] > 0
+        label = out[names.RATING_LABEL_OUTPUT][rated].astype(np.float64)
+        sums["sq"] += float(np.sum((out[names.RATING_OUTPUT][rated] - label) ** 2))
+        sums["bias_sq"] += float(np.sum((out[names.BIAS_RATING_OUTPUT][rated] - label) ** 2))
+        sums["rated"] += int(rated.sum())
+        counted = out[names.RETRIEVAL_WEIGHT_OUTPUT] > 0
+        for key, output in (
+            ("hits", names.RANK_OUTPUT),
+            ("seen_hits", names.RANK_WITH_SEEN_OUTPUT),
+            ("pop_hits", names.POPULAR_RANK_OUTPUT),
+        ):
+            sums[key] += int(np.sum(out[output][counted] <= k))
+        sums["n"] += int(counted.sum())
+    if not sums["rated"] or not sums["n"]:
         raise ValueError(
-            f"{file_pattern!r} has {rated} rated and {retrieval} retrieval events "
-            f"({events}); both metrics need at least one"
+            f"{file_pattern!r} has {sums['rated']:.0f} rated and {sums['n']:.0f} retrieval "
+            "events (as the model's TaskEvents select them); both metrics need at least one"
         )
     return EvalMetrics(
-        rmse=math.sqrt(sq_err / rated),
-        top_k_accuracy=hits / retrieval,
+        rmse=math.sqrt(sums["sq"] / sums["rated"]),
+        top_k_accuracy=sums["hits"] / sums["n"],
         k=k,
-        num_rated=rated,
-        num_retrieval=retrieval,
-        top_k_accuracy_with_seen=hits_with_seen / retrieval,
+        num_rated=int(sums["rated"]),
+        num_retrieval=int(sums["n"]),
+        top_k_accuracy_with_seen=sums["seen_hits"] / sums["n"],
+        bias_rmse=math.sqrt(sums["bias_sq"] / sums["rated"]),
+        popular_top_k_accuracy=sums["pop_hits"] / sums["n"],
     )

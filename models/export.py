@@ -9,75 +9,70 @@ popularity fallback, the index), saves both SavedModels with the signatures of
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from contracts import names
-from contracts.layout import scann_model_dir
+from contracts.layout import scann_gate_path, scann_model_dir
 from models import features as F
-from models.config import ModelConfig
+from models.baselines import fit_bias_model
+from models.config import ModelConfig, TaskEvents
 from models.data import CATALOG_BATCH, SCAN_BATCH, read_transformed
 from models.index import SeenItems
 from models.model import MultiTaskRecommender
-from models.serving_module import ServingModule
+from models.serving_module import Catalogue, ServingModule, TrainingFacts
 from serving.client import write_warmup_requests
 
 SCANN_SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
+SCANN_GATE_USERS = 2000
+"""Evaluation users ScaNN's recall is measured on (evenly sampled)."""
 
 
-class CatalogEmbeddings:
-    """The catalogue's ids, titles and item-tower embeddings, computed once per export.
-
-    Args:
-        model: The trained recommender.
-        catalog: Batches of transformed catalogue features (with item_id, title).
-
-    Attributes:
-        item_ids: [N] string ids; row r of every tensor is catalogue row r.
-        titles: [N] strings.
-        item_idx: [N] int64 Transform item indices.
-        embeddings: [N + 1, d]; the last row is the OOV item's representation.
+def embed_catalogue(
+    model: MultiTaskRecommender, catalog: tf.data.Dataset
+) -> tuple[Catalogue, np.ndarray]:
+    """The catalogue's ids, titles and item-tower embeddings, and each row's item index.
 
     Raises:
         ValueError: if the catalogue is empty.
     """
-
-    def __init__(self, model: MultiTaskRecommender, catalog: tf.data.Dataset):
-        ids, titles, idx, embeddings = [], [], [], []
-        for batch in catalog:
-            ids.append(batch[F.ITEM_ID])
-            titles.append(batch[F.TITLE])
-            idx.append(batch[F.ITEM_IDX])
-            embeddings.append(model.item_tower(batch))
-        if not ids:
-            raise ValueError("the catalogue split is empty: nothing to retrieve")
-        oov = model.item_tower(model.item_tower.oov_features())
-        self.item_ids = tf.concat(ids, 0)
-        self.titles = tf.concat(titles, 0)
-        self.item_idx = tf.concat(idx, 0)
-        self.embeddings = tf.concat([*embeddings, oov], 0)
-
-    @property
-    def size(self) -> int:
-        """Number of catalogue items N."""
-        return int(self.item_ids.shape[0])
-
-    def rows_of(self, item_idx: np.ndarray, num_items: int) -> np.ndarray:
-        """Catalogue row of each Transform item index (-1 for items not in the catalogue)."""
-        row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
-        row_of[self.item_idx.numpy()] = np.arange(self.size)
-        return row_of[item_idx]
+    ids, titles, idx, embeddings = [], [], [], []
+    for batch in catalog:
+        ids.append(batch[F.ITEM_ID])
+        titles.append(batch[F.TITLE])
+        idx.append(batch[F.ITEM_IDX])
+        embeddings.append(model.item_tower(batch))
+    if not ids:
+        raise ValueError("the catalogue split is empty: nothing to retrieve")
+    oov = model.item_tower(model.item_tower.oov_features())
+    catalogue = Catalogue(tf.concat(ids, 0), tf.concat(titles, 0), tf.concat([*embeddings, oov], 0))
+    return catalogue, tf.concat(idx, 0).numpy()
 
 
 @dataclasses.dataclass(frozen=True)
 class Interactions:
-    """Every known event's user, item and whether it is a training event (aligned [E])."""
+    """Every known event, aligned [E] arrays.
+
+    Attributes:
+        users: User index.
+        items: Item index.
+        in_train: Whether it is a training event.
+        event_types: Event type (bytes).
+        ratings: Rating (0 where absent).
+        rated: Whether it carries a rating.
+    """
 
     users: np.ndarray
     items: np.ndarray
     in_train: np.ndarray
+    event_types: np.ndarray
+    ratings: np.ndarray
+    rated: np.ndarray
 
     @classmethod
     def read(
@@ -86,14 +81,27 @@ class Interactions:
         train_pattern: str | list[str],
         other_patterns: str | list[str] = (),
     ) -> Interactions:
-        """Reads the (user, item) indices of the training events and of any other events."""
+        """Reads the training events and any other known events (e.g. the eval split).
+
+        Raises:
+            ValueError: if no event is found.
+        """
         parts = []
         for pattern, in_train in ((train_pattern, True), (other_patterns, False)):
             if not pattern:
                 continue
             for batch in read_transformed(pattern, tf_transform_output, SCAN_BATCH):
-                users, items = batch[F.USER_IDX].numpy(), batch[F.ITEM_IDX].numpy()
-                parts.append((users, items, np.full(len(users), in_train)))
+                n = int(batch[F.USER_IDX].shape[0])
+                parts.append(
+                    (
+                        batch[F.USER_IDX].numpy(),
+                        batch[F.ITEM_IDX].numpy(),
+                        np.full(n, in_train),
+                        batch[F.EVENT_TYPE].numpy(),
+                        batch[F.RATING].numpy(),
+                        batch[F.RATING_MASK].numpy() > 0,
+                    )
+                )
         if not parts:
             raise ValueError(f"no events in {train_pattern} and {other_patterns}")
         return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
@@ -113,6 +121,56 @@ def set_unknown_user(model: MultiTaskRecommender, interactions: Interactions, nu
     table[num_users].assign(mean)
 
 
+def rating_range(schema: schema_pb2.Schema) -> tuple[float, float] | None:
+    """The rating feature's [min, max] in the curated schema, if it declares one."""
+    for feature in schema.feature:
+        if feature.name == F.RATING and feature.HasField("float_domain"):
+            domain = feature.float_domain
+            if domain.HasField("min") and domain.HasField("max"):
+                return float(domain.min), float(domain.max)
+    return None
+
+
+def training_facts(
+    known: Interactions,
+    rows: np.ndarray,
+    events: TaskEvents,
+    num_users: int,
+    num_rows: int,
+    schema: schema_pb2.Schema,
+) -> TrainingFacts:
+    """Popularity, user activity and the bias baseline of the training events.
+
+    Args:
+        known: Every known event.
+        rows: [E] each event's catalogue row (-1 when the item is not in it).
+        events: Which events train retrieval (popularity) and rating (biases).
+        num_users: User vocabulary size (the OOV index is `num_users`).
+        num_rows: Catalogue size N.
+        schema: The curated schema (the rating range).
+    """
+    train = known.in_train
+    retrieval = np.ones_like(train)
+    trained_types = [e.encode() for e, w in events.retrieval if w > 0]
+    if trained_types:
+        retrieval = np.isin(known.event_types, trained_types)
+    counted = train & retrieval & (rows >= 0)
+    popularity = np.bincount(rows[counted], minlength=num_rows) / max(counted.sum(), 1)
+    activity = np.bincount(known.users[train], minlength=num_users + F.OOV_BUCKETS)
+    rated = train & known.rated
+    if events.rating:
+        rated &= np.isin(known.event_types, [e.encode() for e in events.rating])
+    item_rows = np.where(rows >= 0, rows, num_rows)  # off-catalogue items: the OOV row
+    bias = fit_bias_model(
+        known.users[rated],
+        item_rows[rated],
+        known.ratings[rated],
+        num_users + F.OOV_BUCKETS,
+        num_rows + 1,
+    )
+    return TrainingFacts(popularity, activity, bias, rating_range(schema))
+
+
 def export_serving_model(module: ServingModule, export_dir: str) -> None:
     """Saves `module` with every signature of `contracts.names.SIGNATURES`.
 
@@ -128,6 +186,7 @@ def export_serving_model(module: ServingModule, export_dir: str) -> None:
             names.RETRIEVE: retrieve,
             names.RATE: module.rate.get_concrete_function(),
             names.EVALUATE: module.evaluate.get_concrete_function(),
+            names.EVAL_FEATURES: module.eval_features.get_concrete_function(),
         },
         options=SCANN_SAVE_OPTIONS,
     )
@@ -161,36 +220,82 @@ def export_models(
     Returns:
         The two export directories, keyed by index kind ("brute_force", "scann").
     """
-    catalog = CatalogEmbeddings(
+    catalogue, item_idx = embed_catalogue(
         model, read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
     )
+    num_rows = int(catalogue.item_ids.shape[0])
     num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB)
     num_items = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
     known = Interactions.read(tf_transform_output, train_pattern, eval_pattern)
     set_unknown_user(model, known, num_users)
-    rows = catalog.rows_of(known.items, num_items)
-    trained = known.in_train & (rows >= 0)
-    popularity = np.bincount(rows[trained], minlength=catalog.size) / max(trained.sum(), 1)
+    row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
+    row_of[item_idx] = np.arange(num_rows)
+    rows = row_of[known.items]
+    facts = training_facts(
+        known, rows, config.events, num_users, num_rows, tf_transform_output.raw_metadata.schema
+    )
     seen = None
     if config.exclude_seen:
-        seen = SeenItems(known.users, rows, known.in_train, num_users + F.OOV_BUCKETS, catalog.size)
+        seen = SeenItems(known.users, rows, known.in_train, num_users + F.OOV_BUCKETS, num_rows)
     users = [u.decode() for u in tf_transform_output.vocabulary_by_name(F.USER_VOCAB)[:3]]
     users.append("warmup-unknown-user")
-    items = [i.decode() for i in catalog.item_ids[: len(users)].numpy()]
+    items = [i.decode() for i in catalogue.item_ids[: len(users)].numpy()]
     dirs = {"brute_force": export_dir, "scann": scann_model_dir(export_dir)}
+    modules = {}
     for kind, directory in dirs.items():
-        module = ServingModule(
+        modules[kind] = ServingModule(
             model,
             tf_transform_output,
-            catalog.item_ids,
-            catalog.titles,
-            catalog.embeddings,
-            popularity,
+            catalogue,
+            facts,
+            events=config.events,
             index_kind=kind,
             top_k=config.top_k,
             scann=config.scann,
             seen=seen,
         )
-        export_serving_model(module, directory)
+        export_serving_model(modules[kind], directory)
         write_warmup_requests(directory, users, items[: len(users)], model_name)
+    vocabulary = tf_transform_output.vocabulary_by_name(F.USER_VOCAB)
+    eval_users = np.unique(known.users[~known.in_train & (known.users < num_users)])
+    gate = scann_gate(
+        modules, [vocabulary[u] for u in eval_users], config.top_k, config.scann.min_recall
+    )
+    with tf.io.gfile.GFile(scann_gate_path(export_dir), "w") as f:
+        f.write(json.dumps(gate, indent=2))
     return dirs
+
+
+def scann_gate(
+    modules: dict[str, ServingModule],
+    user_ids: list[bytes],
+    k: int,
+    min_recall: float,
+    max_users: int = SCANN_GATE_USERS,
+) -> dict:
+    """ScaNN's recall@k against the exact search on up to `max_users` users, and the verdict.
+
+    Users are taken evenly from the sorted list, so the sample is the same run
+    after run. No user (no evaluation events) gives recall NaN: not passed.
+    """
+    chosen = user_ids[:: max(1, -(-len(user_ids) // max_users))] if user_ids else []
+    overlap = []
+    for start in range(0, len(chosen), 256):
+        batch = tf.constant(chosen[start : start + 256])
+        exact, approx = (
+            modules[kind].retrieve(batch, tf.constant(k))[names.ITEM_IDS_OUTPUT].numpy()
+            for kind in ("brute_force", "scann")
+        )
+        overlap += [len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact, strict=True)]
+    recall = float(np.mean(overlap)) if overlap else float("nan")
+    passed = bool(recall >= min_recall)
+    logging.info(
+        "ScaNN recall@%d on %d users: %.4f (floor %.2f)", k, len(chosen), recall, min_recall
+    )
+    return {
+        "recall": recall,
+        "min_recall": min_recall,
+        "k": k,
+        "users": len(chosen),
+        "passed": passed,
+    }

@@ -81,7 +81,6 @@ def create_pipeline(
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         gate=config.gate,
-        events=config.model.events,
         k=config.model.top_k,
         served_model_dir=""
         if config.vertex is not None and config.vertex.serving

@@ -1,4 +1,16 @@
-"""Offline evaluation through serving signatures, on a hand-built model with known answers."""
+"""Evaluation of the small hand-built world: in process and through TFX's Evaluator (TFMA).
+
+Eval events and their hand-worked answers (k = 2; ratings = scale * (<u, i> + 3),
+the bias baseline = scale * (3 + 0.5 for u1 + 0.25 for i1)):
+
+    event            rank  with seen  popular  rating (scale 1)  bias
+    u1 i3 watch      2     3          3        3.5               3.5
+    u2 i3 watch      1     2          3        3.5               3.0
+    u3 i2 watch      3     4          2        3.16              3.0
+    stranger i1 tag  2     2          2        (unrated)
+
+Top-2 hit rate 3/4, with seen items 2/4, most popular unseen 2/4 (lift 0.5).
+"""
 
 import json
 import math
@@ -7,191 +19,188 @@ import shutil
 
 import pytest
 import tensorflow as tf
-import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
+from testlib import example, small_world_module, users_transform
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2  # noqa: F401  (registers TFX protos)
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
 
+from components.recommender_evaluator import executor
 from components.recommender_evaluator.spec import GateConfig
 from contracts import names
-from models import features as F
-from models.config import TaskEvents
-from models.evaluation import evaluate_saved_model, event_feature_spec
+from models.evaluation import evaluate_saved_model
+from models.export import export_serving_model
 
 SCHEMA_FILE = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), os.pardir, "schema", "schema.pbtxt"
 )
-SCHEMA = tfdv.load_schema_text(SCHEMA_FILE)
-# Ranks (training items excluded): user a ranks i1, i2, i3; user b ranks i3, i1, i2.
-# Without exclusion every rank is one worse (a training item comes first).
-RANKED = {b"a": [b"i1", b"i2", b"i3"], b"b": [b"i3", b"i1", b"i2"]}
-RATED = {b"a": 1.0, b"b": 2.0}
+EASY = (3.6, 3.4, 3.1)  # the model is closer than the bias baseline
+HARD = (4.0, 3.0, 3.0)  # the bias baseline is closer
 
 
-class FixedRecommender(tf.Module):
-    """`evaluate` with known answers: rank = position in RANKED, rating by user."""
-
-    def __init__(self):
-        super().__init__()
-        keys = [u + b"|" + i for u, items in RANKED.items() for i in items]
-        ranks = [r + 1 for items in RANKED.values() for r in range(len(items))]
-        self.ranks = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(keys, tf.constant(ranks, tf.int64)), 99
-        )
-        self.ratings = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(list(RATED), list(RATED.values())), -1.0
-        )
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)])
-    def evaluate(self, examples):
-        spec = {
-            F.USER_ID: tf.io.VarLenFeature(tf.string),
-            F.ITEM_ID: tf.io.VarLenFeature(tf.string),
-        }
-        parsed = tf.io.parse_example(examples, spec)
-        users = tf.sparse.to_dense(parsed[F.USER_ID])[:, 0]
-        items = tf.sparse.to_dense(parsed[F.ITEM_ID])[:, 0]
-        rank = self.ranks.lookup(users + b"|" + items)
-        return {
-            names.RANK_OUTPUT: rank,
-            names.RANK_WITH_SEEN_OUTPUT: rank + 1,
-            names.RATING_OUTPUT: self.ratings.lookup(users),
-        }
+def events(labels, scale=1.0):
+    return [
+        example("u1", "i3", "watch", labels[0] * scale),
+        example("u2", "i3", "watch", labels[1] * scale),
+        example("u3", "i2", "watch", labels[2] * scale),
+        example("stranger", "i1", "tag"),
+    ]
 
 
-def event(user, item, event_type, rating=None):
-    feature = {
-        F.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user])),
-        F.ITEM_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item])),
-        F.EVENT_TYPE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[event_type])),
-        F.TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"t"])),
-    }
-    if rating is not None:
-        feature[F.RATING] = tf.train.Feature(float_list=tf.train.FloatList(value=[rating]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-EVENTS = [
-    event(b"a", b"i2", b"watch", 3.0),  # rate 1 (err 4); rank 2
-    event(b"b", b"i3", b"watch", 2.0),  # rate 2 (err 0); rank 1
-    event(b"a", b"i1", b"tag"),  # no rating; rank 1
-    event(b"b", b"i2", b"purchase", 5.0),  # rate 2 (err 9); rank 3
-]
+def rmse(predicted, labels):
+    return math.sqrt(sum((p - y) ** 2 for p, y in zip(predicted, labels, strict=True)) / 3)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("evaluation")
-    model_dir = str(tmp / "model")
-    module = FixedRecommender()
-    tf.saved_model.save(module, model_dir, signatures={names.EVALUATE: module.evaluate})
-    path = str(tmp / "eval.gz")
+def output():
+    return users_transform(["u1", "u2", "u3"])
+
+
+def save_model(output, directory, scale=1.0):
+    module = small_world_module(output, offset=3.0, scale=scale)
+    export_serving_model(module, directory)
+    return directory
+
+
+def write_examples(path, records):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for record in EVENTS:
+        for record in records:
             writer.write(record)
-    return model_dir, path, event_feature_spec(SCHEMA)
 
 
-@pytest.mark.parametrize(
-    "events, k, rmse, accuracy, counts",
-    [
-        # Rating on watch events (4, 0), top-1 on watch events (miss, hit).
-        (TaskEvents(rating=("watch",), retrieval_eval=("watch",)), 1, math.sqrt(2.0), 0.5, (2, 2)),
-        # Every rated event (4, 0, 9); top-1 on every event: miss, hit, hit, miss.
-        (TaskEvents(), 1, math.sqrt(13 / 3), 0.5, (3, 4)),
-        # Top-2: hit, hit, hit, miss.
-        (TaskEvents(), 2, math.sqrt(13 / 3), 0.75, (3, 4)),
-        # Top-3 on tag events only: the tag's item is user a's first.
-        (TaskEvents(rating=("purchase",), retrieval_eval=("tag",)), 3, 3.0, 1.0, (1, 1)),
-    ],
-)
-def test_metrics_match_hand_worked_values(setup, events, k, rmse, accuracy, counts):
-    model_dir, path, spec = setup
-    metrics = evaluate_saved_model(model_dir, path, k, events, spec, batch_size=3)
-    assert metrics.rmse == pytest.approx(rmse)
-    assert metrics.top_k_accuracy == pytest.approx(accuracy)
-    assert (metrics.num_rated, metrics.num_retrieval, metrics.k) == (*counts, k)
-    # Without exclusion every rank is one worse: the hits at K are the hits at K - 1.
-    fewer = evaluate_saved_model(model_dir, path, k - 1, events, spec) if k > 1 else None
-    expected = fewer.top_k_accuracy if fewer else 0.0
-    assert metrics.top_k_accuracy_with_seen == pytest.approx(expected)
-
-
-def test_a_model_without_the_evaluate_signature_is_refused(setup, tmp_path):
-    _, path, spec = setup
-    module = tf.Module()
-    module.f = tf.function(lambda: tf.constant(1.0), input_signature=[])
-    tf.saved_model.save(module, str(tmp_path), signatures={"other": module.f})
-    with pytest.raises(ValueError, match="has no 'evaluate' signature"):
-        evaluate_saved_model(str(tmp_path), path, 1, TaskEvents(), spec)
-
-
-def test_no_scored_event_is_an_error(setup):
-    model_dir, path, spec = setup
-    with pytest.raises(ValueError, match="0 rated"):
-        evaluate_saved_model(model_dir, path, 1, TaskEvents(rating=("click",)), spec)
+def test_in_process_metrics_are_hand_worked(output, tmp_path):
+    model_dir = save_model(output, str(tmp_path / "model"))
+    write_examples(str(tmp_path / "eval.gz"), events(EASY))
+    metrics = evaluate_saved_model(model_dir, str(tmp_path / "eval.gz"), k=2, batch_size=3)
+    assert metrics.top_k_accuracy == pytest.approx(0.75)
+    assert metrics.top_k_accuracy_with_seen == pytest.approx(0.5)
+    assert metrics.popular_top_k_accuracy == pytest.approx(0.5)
+    assert metrics.rmse == pytest.approx(rmse((3.5, 3.5, 3.16), EASY), rel=1e-5)
+    assert metrics.bias_rmse == pytest.approx(rmse((3.5, 3.0, 3.0), EASY), rel=1e-5)
+    assert (metrics.num_rated, metrics.num_retrieval) == (3, 4)
     with pytest.raises(ValueError, match="no eval examples match"):
-        evaluate_saved_model(model_dir, path + ".missing", 1, TaskEvents(), spec)
+        evaluate_saved_model(model_dir, str(tmp_path / "none*"), k=2)
 
 
-def test_feature_spec_comes_from_the_schema():
-    spec = event_feature_spec(SCHEMA)
-    assert set(spec) == {F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING}
-    trimmed = tfdv.load_schema_text(
-        os.path.join(
-            os.path.dirname(os.path.abspath(__file__)), os.pardir, "schema", "schema.pbtxt"
-        )
-    )
-    trimmed.feature.remove(next(f for f in trimmed.feature if f.name == F.RATING))
-    with pytest.raises(ValueError, match=r"no feature\(s\) \['rating'\]"):
-        event_feature_spec(trimmed)
+def artifact(kind, uri, **properties):
+    a = kind()
+    a.uri = str(uri)
+    a.id = properties.pop("id", 0)
+    for key, value in properties.items():
+        setattr(a, key, value)
+    return a
 
 
-def run_evaluator(tmp_path, model_dir, baseline_uri, served_dir, gate):
-    from tfx.types import standard_artifacts
-
-    from components.recommender_evaluator.executor import Executor
-
-    def artifact(kind, uri, **props):
-        a = kind()
-        a.uri = str(uri)
-        a.id = props.pop("id", 0)
-        for key, value in props.items():
-            setattr(a, key, value)
-        return a
-
-    examples = artifact(standard_artifacts.Examples, tmp_path / "examples", split_names='["eval"]')
-    os.makedirs(tmp_path / "examples" / "Split-eval", exist_ok=True)
-    with tf.io.TFRecordWriter(
-        str(tmp_path / "examples" / "Split-eval" / "data.gz"), options="GZIP"
-    ) as writer:
-        for record in EVENTS:
-            writer.write(record)
+def run_evaluator(tmp_path, model_dir, records, gate, baseline=None, served_dir="", k=2):
+    """Runs RecommenderEvaluator's executor (TFX's Evaluator + TFMA) on real artifacts."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    write_examples(str(tmp_path / "examples" / "Split-eval" / "data.gz"), records)
     os.makedirs(tmp_path / "schema", exist_ok=True)
-    tf.io.gfile.copy(SCHEMA_FILE, str(tmp_path / "schema" / "schema.pbtxt"), overwrite=True)
-    model = artifact(standard_artifacts.Model, tmp_path / "candidate", id=7)
+    shutil.copy(SCHEMA_FILE, tmp_path / "schema" / "schema.pbtxt")
+    candidate = artifact(standard_artifacts.Model, tmp_path / "candidate", id=7)
+    shutil.copytree(model_dir, tmp_path / "candidate" / "Format-Serving")
     inputs = {
-        "examples": [examples],
-        "schema": [artifact(standard_artifacts.Schema, tmp_path / "schema")],
-        "model": [model],
-        "baseline_model": [artifact(standard_artifacts.Model, baseline_uri, id=3)],
+        standard_component_specs.EXAMPLES_KEY: [
+            artifact(standard_artifacts.Examples, tmp_path / "examples", split_names='["eval"]')
+        ],
+        standard_component_specs.SCHEMA_KEY: [
+            artifact(standard_artifacts.Schema, tmp_path / "schema")
+        ],
+        standard_component_specs.MODEL_KEY: [candidate],
     }
+    if baseline is not None:
+        inputs[standard_component_specs.BASELINE_MODEL_KEY] = [
+            artifact(standard_artifacts.Model, baseline, id=3)
+        ]
     outputs = {
-        "evaluation": [artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")],
-        "blessing": [artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")],
+        standard_component_specs.EVALUATION_KEY: [
+            artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
+        ],
+        standard_component_specs.BLESSING_KEY: [
+            artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+        ],
     }
-    Executor().Do(
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=[], unique_id="evaluator", tmp_dir=str(tmp_path / "executor_tmp")
+    )
+    executor.Executor(context).Do(
         inputs,
         outputs,
         {
-            "gate_config": json.dumps(gate.to_json_dict()),
-            "events": json.dumps(
-                TaskEvents(rating=("watch",), retrieval_eval=("watch",)).to_json_dict()
+            standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(
+                gate.eval_config(k)
             ),
-            "k": 1,
-            "served_model_dir": str(served_dir),
+            standard_component_specs.EXAMPLE_SPLITS_KEY: json.dumps(["eval"]),
+            executor.SERVED_MODEL_DIR_KEY: str(served_dir),
+            executor.REQUIRE_BASELINE_KEY: int(gate.require_baseline),
         },
     )
-    blessing = outputs["blessing"][0]
-    with open(tmp_path / "evaluation" / "metrics.json") as f:
-        return blessing.get_int_custom_property("blessed"), json.load(f)
+    blessing = outputs[standard_component_specs.BLESSING_KEY][0]
+    with open(tmp_path / "evaluation" / executor.GATE_REPORT) as f:
+        report = json.load(f)
+    return blessing, report, str(tmp_path / "evaluation")
+
+
+def overall_metrics(evaluation_dir, model=None):
+    """Overall metrics; without a baseline, TFX names the only model "" (model=None)."""
+    result = tfma.load_eval_result(evaluation_dir, model_name=model)
+    [overall] = [m for key, m in result.slicing_metrics if key == ()]
+    return {name: value["doubleValue"] for name, value in overall[""][""].items()}
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_tfma_metrics_are_hand_worked_and_the_gate_is_scale_free(output, tmp_path, scale):
+    """Ratings on a 1-5 and a 2-10 scale: the relative gate blesses the model that beats
+    the baselines on both, while an absolute RMSE ceiling set for one would fail the other."""
+    model_dir = save_model(output, str(tmp_path / "model"), scale)
+    blessing, report, evaluation = run_evaluator(
+        tmp_path / "run", model_dir, events(EASY, scale), GateConfig()
+    )
+    metrics = overall_metrics(evaluation)
+    model_rmse = rmse([scale * r for r in (3.5, 3.5, 3.16)], [scale * y for y in EASY])
+    bias_rmse = rmse([scale * r for r in (3.5, 3.0, 3.0)], [scale * y for y in EASY])
+    assert metrics["rmse"] == pytest.approx(model_rmse, rel=1e-5)
+    assert metrics["bias_rmse"] == pytest.approx(bias_rmse, rel=1e-5)
+    assert metrics["rmse_lift"] == pytest.approx(1 - model_rmse / bias_rmse, rel=1e-5)
+    assert metrics["top_2_hit_rate"] == pytest.approx(0.75)
+    assert metrics["top_2_hit_rate_with_seen"] == pytest.approx(0.5)
+    assert metrics["popular_top_2_hit_rate"] == pytest.approx(0.5)
+    assert metrics["top_2_lift"] == pytest.approx(0.5)
+    assert metrics["top_10_hit_rate"] == pytest.approx(1.0)
+    assert (metrics["rated_events"], metrics["retrieval_events"]) == (3, 4)
+    assert blessing.get_int_custom_property("blessed") == 1, report
+    assert report["failures"] == []
+    absolute = GateConfig(max_rmse=0.15)
+    blessing, report, _ = run_evaluator(
+        tmp_path / "absolute", model_dir, events(EASY, scale), absolute
+    )
+    assert blessing.get_int_custom_property("blessed") == int(scale == 1.0), report
+
+
+def test_a_model_that_does_not_beat_the_bias_baseline_is_not_blessed(output, tmp_path):
+    model_dir = save_model(output, str(tmp_path / "model"))
+    blessing, report, evaluation = run_evaluator(
+        tmp_path / "run", model_dir, events(HARD), GateConfig()
+    )
+    assert overall_metrics(evaluation)["rmse_lift"] < 0
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert any(f.startswith("rmse_lift = ") and "(overall)" in f for f in report["failures"])
+    message = blessing.get_string_custom_property("blessing_message")
+    assert "rmse_lift" in message and "lower_bound" in message
+
+
+def test_slices_are_computed(output, tmp_path):
+    model_dir = save_model(output, str(tmp_path / "model"))
+    _, _, evaluation = run_evaluator(tmp_path / "run", model_dir, events(EASY), GateConfig())
+    result = tfma.load_eval_result(evaluation)
+    keys = {key for key, _ in result.slicing_metrics}
+    assert (("event_type", "tag"),) in keys and (("event_type", "watch"),) in keys
+    assert ((names.USER_KNOWN_SLICE, "new"),) in keys
+    assert ((names.ITEM_POPULARITY_SLICE, "head"),) not in keys  # no eval event on i4
+    watch = dict(result.slicing_metrics)[(("event_type", "watch"),)][""][""]
+    assert watch["retrieval_events"]["doubleValue"] == 3
 
 
 @pytest.mark.parametrize(
@@ -199,23 +208,37 @@ def run_evaluator(tmp_path, model_dir, baseline_uri, served_dir, gate):
     [
         (True, True, 1, "compared with the served model"),
         (False, True, 0, "Restore the artifact, or set GateConfig.require_baseline=False"),
-        (False, False, 1, "no served model was found"),
+        (False, False, 1, "no served model under"),
     ],
 )
 def test_a_vanished_baseline_is_replaced_by_the_served_model_or_fails_closed(
-    setup, tmp_path, served, require, blessed, says
+    output, tmp_path, served, require, blessed, says
 ):
-    model_dir, _, _ = setup
-    candidate = tmp_path / "candidate" / "Format-Serving"
-    shutil.copytree(model_dir, candidate)
+    model_dir = save_model(output, str(tmp_path / "model"))
     served_dir = tmp_path / "serving" / "rec"
     if served:
         shutil.copytree(model_dir, served_dir / "1700000000")
-    gate = GateConfig(max_rmse=2.0, min_top_k_accuracy=0.1, require_baseline=require)
-    got, report = run_evaluator(
-        tmp_path, model_dir, tmp_path / "deleted-baseline", served_dir, gate
+    blessing, report, _ = run_evaluator(
+        tmp_path / "run",
+        model_dir,
+        events(EASY),
+        GateConfig(require_baseline=require),
+        baseline=tmp_path / "deleted-baseline",
+        served_dir=served_dir,
     )
-    assert got == blessed
-    text = " ".join(report["baseline_notes"] + report["reasons"])
+    assert blessing.get_int_custom_property("blessed") == blessed, report
+    text = " ".join(report["baseline_notes"] + report["failures"])
     assert "the last blessed model (artifact 3" in text and says in text
-    assert (report["baseline"] is not None) == served
+
+
+def test_a_worse_candidate_fails_the_change_threshold(output, tmp_path):
+    good = save_model(output, str(tmp_path / "good"))
+    baseline = tmp_path / "baseline"
+    shutil.copytree(good, baseline / "Format-Serving")
+    worse = small_world_module(output, offset=3.3)  # every rating 0.3 too high
+    export_serving_model(worse, str(tmp_path / "worse"))
+    blessing, report, _ = run_evaluator(
+        tmp_path / "run", str(tmp_path / "worse"), events(EASY), GateConfig(), baseline=baseline
+    )
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert any(f.startswith("rmse change vs baseline") for f in report["failures"]), report

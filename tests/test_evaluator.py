@@ -1,46 +1,123 @@
-"""The gate's verdict, and the anomalies gate's message."""
+"""The gate as TFMA thresholds: what passes, what fails closed; the anomalies gate's message."""
+
+import math
 
 import pytest
+import tensorflow_model_analysis as tfma
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_model_analysis.evaluators import metrics_validator
+from tensorflow_model_analysis.metrics import metric_specs
 
 from components.anomalies_gate import describe_anomalies
-from components.recommender_evaluator.spec import GateConfig, verdict
-from models.evaluation import EvalMetrics
+from components.recommender_evaluator.executor import describe_failures
+from components.recommender_evaluator.metrics import metric_names
+from components.recommender_evaluator.spec import BASELINE, CANDIDATE, GateConfig
 
-GATE = GateConfig(
-    max_rmse=0.9, min_top_k_accuracy=0.2, max_rmse_increase=0.01, max_accuracy_decrease=0.01
-)
-
-
-def metrics(rmse, acc):
-    return EvalMetrics(rmse=rmse, top_k_accuracy=acc, k=100, num_rated=10, num_retrieval=10)
+K = 100
+GOOD = {"rmse": 0.83, "rmse_lift": 0.05, f"top_{K}_hit_rate": 0.34, f"top_{K}_lift": 0.5}
 
 
-def test_blessed_without_baseline_when_thresholds_pass():
-    assert verdict(GATE, metrics(0.85, 0.25), None) == (True, [])
+def validate(gate, candidate, baseline=None):
+    """TFMA's own validation of candidate (and baseline) metric values against the gate.
+
+    The config goes through the defaults TFX's Evaluator applies; metric values are
+    given under the keys TFMA computes (a change threshold reads candidate - baseline).
+    """
+    config = tfma.utils.update_eval_config_with_defaults(
+        gate.eval_config(K), has_baseline=baseline is not None, rubber_stamp=True
+    )
+    thresholds = metric_specs.metric_thresholds_from_metrics_specs(
+        config.metrics_specs, eval_config=config
+    )
+    metrics = {}
+    for key in thresholds:
+        if key.model_name == BASELINE or key.name not in candidate:
+            continue
+        value = candidate[key.name]
+        metrics[key] = value - baseline[key.name] if key.is_diff else value
+    overall = metrics_validator.validate_metrics(((), metrics), config)
+    # Tag events carry no rating: their slice has NaN rating metrics, and is not gated.
+    tags = {key: math.nan for key in thresholds if key.model_name != BASELINE}
+    assert metrics_validator.validate_metrics(
+        ((("event_type", "tag"),), tags), config
+    ).validation_ok
+    return overall
+
+
+def test_a_model_beating_the_baselines_passes_first_and_against_a_baseline():
+    assert validate(GateConfig(), GOOD).validation_ok
+    slightly_worse = {**GOOD, "rmse": 0.835, f"top_{K}_hit_rate": 0.335}
+    assert validate(GateConfig(), slightly_worse, baseline=GOOD).validation_ok
 
 
 @pytest.mark.parametrize(
-    "candidate,baseline,reason",
+    "change, failed",
     [
-        (metrics(0.95, 0.25), None, "rmse 0.9500 > max_rmse 0.9"),
-        (metrics(0.85, 0.15), None, "top_100_accuracy 0.1500 < 0.2"),
-        (metrics(0.87, 0.25), metrics(0.85, 0.25), "worse than baseline 0.8500"),
-        (metrics(0.85, 0.23), metrics(0.85, 0.25), "worse than baseline 0.2500"),
+        ({"rmse_lift": 0.005}, "rmse_lift"),  # under the 1% margin over the bias baseline
+        ({f"top_{K}_lift": 0.01}, f"top_{K}_lift"),  # under the 5% margin over popularity
+        ({"rmse_lift": math.nan}, "rmse_lift"),  # NaN never passes
+        ({f"top_{K}_lift": math.nan}, f"top_{K}_lift"),
     ],
 )
-def test_not_blessed_with_reason(candidate, baseline, reason):
-    blessed, reasons = verdict(GATE, candidate, baseline)
-    assert not blessed
-    assert any(reason in r for r in reasons), reasons
+def test_value_thresholds_fail_and_fail_closed(change, failed):
+    result = validate(GateConfig(), {**GOOD, **change})
+    assert not result.validation_ok
+    assert [f.metric_key.name for f in result.metric_validations_per_slice[0].failures] == [failed]
+    assert failed in describe_failures(result)[0]
 
 
-def test_small_regressions_within_allowance_are_blessed():
-    assert verdict(GATE, metrics(0.855, 0.245), metrics(0.85, 0.25))[0]
+@pytest.mark.parametrize(
+    "candidate, failed",
+    [
+        ({**GOOD, "rmse": 0.85}, "rmse"),  # 0.02 worse than the baseline
+        ({**GOOD, f"top_{K}_hit_rate": 0.32}, f"top_{K}_hit_rate"),  # 0.02 worse
+        ({**GOOD, "rmse": math.nan}, "rmse"),  # NaN change never passes
+    ],
+)
+def test_change_thresholds_against_the_last_blessed_model(candidate, failed):
+    result = validate(GateConfig(), candidate, baseline=GOOD)
+    assert not result.validation_ok
+    [failure] = result.metric_validations_per_slice[0].failures
+    assert failure.metric_key.name == failed and failure.metric_key.is_diff
+    assert describe_failures(result)[0].startswith(f"{failed} change vs baseline = ")
+
+
+def test_a_missing_metric_fails():
+    result = validate(GateConfig(), {k: v for k, v in GOOD.items() if k != "rmse_lift"})
+    assert not result.validation_ok
+
+
+def test_absolute_floors_are_off_by_default_and_available():
+    poor = {**GOOD, "rmse": 1.4, f"top_{K}_hit_rate": 0.01}
+    assert validate(GateConfig(), poor).validation_ok  # relative gate only
+    assert not validate(GateConfig(max_rmse=1.0), poor).validation_ok
+    assert not validate(GateConfig(min_top_k_accuracy=0.05), poor).validation_ok
+
+
+def test_eval_config_wires_the_signatures_slices_and_metrics():
+    config = GateConfig().eval_config(K)
+    candidate, baseline = config.model_specs
+    assert (candidate.name, baseline.name, baseline.is_baseline) == (CANDIDATE, BASELINE, True)
+    assert candidate.signature_name == "evaluate"
+    assert list(candidate.preprocessing_function_names) == ["eval_features"]
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [
+        [],
+        ["event_type"],
+        ["user_activity"],
+        ["item_popularity"],
+        ["user_known"],
+        ["item_known"],
+    ]
+    gated = config.metrics_specs[0].per_slice_thresholds
+    assert set(gated) == {"rmse", "rmse_lift", f"top_{K}_hit_rate", f"top_{K}_lift"}
+    assert set(gated) <= set(metric_names((10, K)))
+    for per_slice in gated.values():  # the overall slice only
+        assert [list(t.slicing_specs) for t in per_slice.thresholds] == [[tfma.SlicingSpec()]]
 
 
 def test_gate_config_validates_and_round_trips():
-    assert GateConfig.from_json_dict(GATE.to_json_dict()) == GATE
+    gate = GateConfig(rmse_margin=0.02, max_rmse=1.2)
+    assert GateConfig.from_json_dict(gate.to_json_dict()) == gate
     with pytest.raises(ValueError, match="min_top_k_accuracy"):
         GateConfig(min_top_k_accuracy=1.5)
     with pytest.raises(ValueError, match="unknown GateConfig field"):
@@ -54,18 +131,3 @@ def test_anomalies_are_described_per_split_and_feature():
     info.description = "Unexpectedly high value: 7.5>5."
     lines = describe_anomalies({"train": anomalies, "eval": anomalies_pb2.Anomalies()})
     assert lines == ["train/rating: Out-of-range values: Unexpectedly high value: 7.5>5."]
-
-
-@pytest.mark.parametrize(
-    "candidate, baseline, reason",
-    [
-        (metrics(float("nan"), 0.3), None, "candidate rmse is nan"),
-        (metrics(0.85, float("nan")), None, "candidate top_k_accuracy is nan"),
-        (metrics(float("inf"), 0.3), None, "candidate rmse is inf"),
-        (metrics(0.85, 0.3), metrics(float("nan"), 0.3), "baseline rmse is nan"),
-    ],
-)
-def test_non_finite_metrics_never_bless(candidate, baseline, reason):
-    blessed, reasons = verdict(GATE, candidate, baseline)
-    assert not blessed
-    assert any(reason in r for r in reasons), reasons

@@ -71,9 +71,11 @@ def make_config(tmp, data_root, **overrides):
         model=ModelConfig(
             epochs=3, batch_size=128, embedding_dim=16, events=PRESETS["movielens"].model.events
         ),
+        # A 20-user slice trained for 3 epochs: the gate checks the mechanics here
+        # (the margins over the trivial baselines are loosened, not the comparisons).
         gate=GateConfig(
-            max_rmse=1.3,
-            min_top_k_accuracy=0.02,
+            rmse_margin=-0.5,
+            top_k_margin=-0.9,
             max_rmse_increase=0.05,
             max_accuracy_decrease=0.05,
         ),

@@ -21,12 +21,21 @@ def saved_model(directory, value):
     tf.saved_model.save(module, directory)
 
 
+def scann_gate(model, recall):
+    with open(os.path.join(model.uri, "scann_gate.json"), "w") as f:
+        json.dump(
+            {"recall": recall, "min_recall": 0.95, "k": 100, "users": 9, "passed": recall >= 0.95},
+            f,
+        )
+
+
 @pytest.fixture
 def model(tmp_path):
     artifact = standard_artifacts.Model()
     artifact.uri = str(tmp_path / "model")
     saved_model(os.path.join(artifact.uri, "Format-Serving"), 1.0)
     saved_model(os.path.join(artifact.uri, "Format-Serving-ScaNN"), 2.0)
+    scann_gate(artifact, 0.99)
     return artifact
 
 
@@ -164,3 +173,23 @@ def test_missing_scann_twin_is_a_clear_error(tmp_path, model):
     with pytest.raises(ValueError, match="has no serving model at .*Format-Serving-ScaNN"):
         push(tmp_path, model)
     assert listing(tmp_path) == {}
+
+
+@pytest.mark.parametrize("recall", [0.9, None])
+def test_a_scann_twin_below_its_recall_floor_is_not_pushed(tmp_path, model, recall):
+    version = push(tmp_path, model).get_string_custom_property("pushed_version")
+    saved_model(os.path.join(model.uri, "Format-Serving"), 6.0)
+    saved_model(os.path.join(model.uri, "Format-Serving-ScaNN"), 7.0)
+    if recall is None:
+        os.remove(os.path.join(model.uri, "scann_gate.json"))  # no verdict: fail closed
+    else:
+        scann_gate(model, recall)
+    pushed = push(tmp_path, model)
+    new = pushed.get_string_custom_property("pushed_version")
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_int_custom_property("scann_pushed") == 0
+    reason = pushed.get_string_custom_property("scann_not_pushed_reason")
+    assert ("0.9000 on 9 evaluation users" if recall else "no ScaNN recall verdict") in reason
+    assert listing(tmp_path)["rec"] == [version, new]
+    assert listing(tmp_path)["rec_scann"] == [version]  # the previous twin keeps serving
+    assert served(tmp_path, "rec", new) == 6.0

@@ -4,25 +4,25 @@ import numpy as np
 import pytest
 import scann  # noqa: F401  (ScaNN ops for the ScaNN index)
 import tensorflow as tf
+from testlib import (
+    BIAS_MEAN,
+    I1_BIAS,
+    QUERIES,
+    U1_BIAS,
+    HandBuiltModel,
+    example,
+    small_world_module,
+    users_transform,
+)
 
 from contracts import names
 from models import features as F
-from models.config import ScannConfig
+from models.baselines import BiasModel
+from models.config import ScannConfig, TaskEvents
 from models.export import Interactions, set_unknown_user
 from models.index import SeenItems
 from models.layers import UserTower
-from models.serving_module import ServingModule
-from tests.helpers import HandBuiltModel, example, users_transform
-
-ITEMS = [b"i1", b"i2", b"i3", b"i4"]
-# Item embeddings (d = 2) and the OOV item row last.
-ITEM_EMB = np.array([[1.0, 0.0], [0.8, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 0.0]], np.float32)
-# Queries: u1 ranks i1 i2 i3 i4 (1, .8, .5, 0); u2 ranks i4 i3 (1, .5) then i1 i2 (0);
-# u3 ranks i4 i3 i1 i2 (1, .6, .2, .16).
-QUERIES = {"u1": [1.0, 0.0], "u2": [0.0, 1.0], "u3": [0.2, 1.0]}
-# Known pairs (user, item row, training?): u1 trained on i1 and has i3 in eval;
-# u2 and u3 trained on i4. Popularity (training events): i4 2/3, i1 1/3, i2 0, i3 0.
-KNOWN = [("u1", 0, True), ("u1", 2, False), ("u2", 3, True), ("u3", 3, True)]
+from models.serving_module import Catalogue, ServingModule, TrainingFacts
 
 
 @pytest.fixture(scope="module")
@@ -30,28 +30,8 @@ def output():
     return users_transform(list(QUERIES))
 
 
-def module_for(output, kind="brute_force", seen=True):
-    vocab = [u.decode() for u in output.vocabulary_by_name(F.USER_VOCAB)]
-    table = np.zeros([len(vocab) + 1, 2], np.float32)
-    for user, query in QUERIES.items():
-        table[vocab.index(user)] = query
-    known = None
-    if seen:
-        users = np.array([vocab.index(u) for u, _, _ in KNOWN])
-        rows = np.array([r for _, r, _ in KNOWN])
-        in_train = np.array([t for _, _, t in KNOWN])
-        known = SeenItems(users, rows, in_train, num_users=len(vocab) + 1, num_rows=4)
-    return ServingModule(
-        HandBuiltModel(table),
-        output,
-        tf.constant(ITEMS),
-        tf.constant([b"T" + i for i in ITEMS]),
-        tf.constant(ITEM_EMB),
-        np.array([1 / 3, 0.0, 0.0, 2 / 3]),
-        index_kind=kind,
-        top_k=2,
-        seen=known,
-    )
+def module_for(output, kind="brute_force", seen=True, **kwargs):
+    return small_world_module(output, kind, seen, **kwargs)
 
 
 def ids(out):
@@ -91,10 +71,58 @@ def test_evaluate_ranks_items_with_training_pairs_excluded(output, kind):
     out = module.evaluate(tf.constant([example(u, i) for u, i in events]))
     assert out[names.RANK_OUTPUT].numpy().tolist() == [2, 5, 1, 2, 5, 3]
     assert out[names.RANK_WITH_SEEN_OUTPUT].numpy().tolist() == [3, 1, 2, 2, 5, 4]
+    # Most popular unseen (i4, i1, i2, i3 by popularity; training items excluded):
+    # u1 (trained i1): i4, i2, i3 -> i3 is 3rd; u1/i1 is a training item -> 5;
+    # u2 (trained i4): i1, i2, i3 -> 3rd; the stranger: i1 is 2nd; u3 (trained i4): i2 2nd.
+    assert out[names.POPULAR_RANK_OUTPUT].numpy().tolist() == [3, 5, 3, 2, 5, 2]
     # rating = <u, i>: u1·i3 = .5, u1·i1 = 1, u2·i3 = .5, u3·i2 = .16.
     np.testing.assert_allclose(
         out[names.RATING_OUTPUT].numpy()[[0, 1, 2, 5]], [0.5, 1.0, 0.5, 0.16], rtol=1e-6
     )
+    # Bias baseline: 3 + 0.5 for u1 + 0.25 for i1.
+    b, u1, i1 = BIAS_MEAN, U1_BIAS, I1_BIAS
+    np.testing.assert_allclose(
+        out[names.BIAS_RATING_OUTPUT].numpy(),
+        [b + u1, b + u1 + i1, b, b + i1, b + u1, b],
+        rtol=1e-6,
+    )
+
+
+def test_evaluate_says_which_events_count_for_which_task(output):
+    module = module_for(output, events=TaskEvents(rating=("watch",), retrieval_eval=("tag",)))
+    events = [
+        example("u1", "i3", "watch", 4.0),  # rated watch: rating task
+        example("u1", "i2", "watch"),  # unrated watch: neither
+        example("u2", "i1", "tag"),  # tag: retrieval task
+        example("u2", "i1", "tag", 2.0),  # rated tag: retrieval only (ratings are watch)
+    ]
+    out = module.evaluate(tf.constant(events))
+    assert out[names.RATING_WEIGHT_OUTPUT].numpy().tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert out[names.RETRIEVAL_WEIGHT_OUTPUT].numpy().tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert out[names.RATING_LABEL_OUTPUT].numpy().tolist() == [4.0, 0.0, 0.0, 2.0]
+    every = module_for(output)
+    out = every.evaluate(tf.constant(events))  # no selection: all events
+    assert out[names.RATING_WEIGHT_OUTPUT].numpy().tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert out[names.RETRIEVAL_WEIGHT_OUTPUT].numpy().tolist() == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_eval_features_slice_users_and_items(output):
+    module = module_for(output)
+    out = module.eval_features(
+        tf.constant([example("u1", "i4"), example("stranger", "i2"), example("u2", "zzz")])
+    )
+    decoded = {k: [v.decode() for v in t.numpy()] for k, t in out.items()}
+    # u1 has 1 training event; i4 is the most popular of 4 items (head: top ceil(1%) = 1).
+    assert decoded[names.USER_ACTIVITY_SLICE] == ["1-4", "new", "1-4"]
+    assert decoded[names.ITEM_POPULARITY_SLICE] == ["head", "cold", "not_in_catalogue"]
+    assert decoded[names.USER_KNOWN_SLICE] == ["known", "new", "known"]
+    assert decoded[names.ITEM_KNOWN_SLICE] == ["known", "new", "new"]
+
+
+def test_ratings_are_clipped_to_the_schema_range(output):
+    module = module_for(output, rating_range=(0.75, 0.9))
+    out = module.rate(tf.constant(["u1", "u1", "u2"]), tf.constant(["i1", "i3", "i2"]))
+    np.testing.assert_allclose(out[names.RATING_OUTPUT].numpy(), [0.9, 0.75, 0.75], rtol=1e-6)
 
 
 def test_rate_normalises_ids_and_uses_the_oov_item(output):
@@ -116,6 +144,9 @@ def test_unknown_user_row_is_the_activity_weighted_mean(output):
         users=np.array([0, 0, 0, 1, 2]),
         items=np.zeros(5, np.int64),
         in_train=np.array([True, True, True, True, False]),
+        event_types=np.array([b"watch"] * 5),
+        ratings=np.zeros(5),
+        rated=np.zeros(5, bool),
     )
     set_unknown_user(Model, known, num_users=3)
     np.testing.assert_allclose(tower.embedding.embeddings.numpy()[3], [0.75, 0.25])
@@ -154,10 +185,12 @@ def large():
         kind: ServingModule(
             HandBuiltModel(table),
             output,
-            item_ids,
-            item_ids,
-            embeddings,
-            np.full(3000, 1 / 3000),
+            Catalogue(item_ids, item_ids, embeddings),
+            TrainingFacts(
+                np.full(3000, 1 / 3000),
+                np.zeros(len(vocab) + 1, np.int64),
+                BiasModel(3.0, np.zeros(len(vocab) + 1, np.float32), np.zeros(3001, np.float32)),
+            ),
             index_kind=kind,
             top_k=100,
             scann=ScannConfig(num_reordering_candidates=500),

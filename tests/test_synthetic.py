@@ -3,10 +3,10 @@
 import collections
 import csv
 import glob
-import json
 import os
 
 import pytest
+import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
@@ -74,7 +74,7 @@ def synthetic_run(tmp_path_factory):
                 retrieval_eval=("view",),
             ),
         ),
-        gate=GateConfig(max_rmse=2.0, min_top_k_accuracy=0.0),
+        gate=GateConfig(rmse_margin=-1.0, top_k_margin=-1.0),
     )
     connection = metadata.sqlite_metadata_connection_config(os.path.join(tmp, "mlmd.sqlite"))
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
@@ -104,12 +104,12 @@ def popularity_hit_rate(data: str) -> float:
 def test_model_recovers_planted_structure_better_than_popularity(synthetic_run):
     """Measure: top-20 hit rate on eval view events, seen items excluded for both."""
     config, data = synthetic_run
-    [metrics_file] = glob.glob(
-        os.path.join(
-            config.pipeline_root, "RecommenderEvaluator", "evaluation", "*", "metrics.json"
-        )
+    [evaluation] = glob.glob(
+        os.path.join(config.pipeline_root, "RecommenderEvaluator", "evaluation", "*")
     )
-    model = json.load(open(metrics_file))["candidate"]["top_k_accuracy"]
+    result = tfma.load_eval_result(evaluation, model_name="candidate")
+    [overall] = [m for key, m in result.slicing_metrics if key == ()]
+    model = overall[""][""][f"top_{K}_hit_rate"]["doubleValue"]
     popular = popularity_hit_rate(data)
     print(f"synthetic top-{K}: model {model:.4f}, popularity {popular:.4f}")
     assert model > 1.5 * popular, (model, popular)

@@ -1,87 +1,110 @@
-"""Executor of RecommenderEvaluator: metrics through the serving signatures, then a blessing."""
+"""Executor of RecommenderEvaluator: TFX's Evaluator, robust to a vanished baseline.
+
+Before TFMA runs, the last blessed model (the resolver's baseline) is checked:
+when its files were deleted, or it predates the `evaluate` signature, the
+newest served version that can be evaluated stands in for it (the model in
+production is what a candidate must not regress from). With neither, the
+evaluation runs without a baseline and, under `GateConfig.require_baseline`,
+the candidate is not blessed (fail closed). After TFMA, the blessing carries a
+readable `blessing_message` listing every failed threshold, and the evaluation
+output a `gate.json` with it.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
-from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.proto import validation_result_pb2
 from tfx import types
 from tfx.components.evaluator import constants
-from tfx.dsl.components.base import base_executor
+from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, path_utils
 
-from components.recommender_evaluator.spec import GateConfig, verdict
-from models.config import TaskEvents
-from models.evaluation import EvalMetrics, evaluate_saved_model, event_feature_spec
+from contracts import names
 
-GATE_CONFIG_KEY = "gate_config"
-EVENTS_KEY = "events"
-K_KEY = "k"
 SERVED_MODEL_DIR_KEY = "served_model_dir"
-METRICS_FILE = "metrics.json"
+REQUIRE_BASELINE_KEY = "require_baseline"
+GATE_REPORT = "gate.json"
+MESSAGE_KEY = constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY
+EVALUATE_OUTPUTS = (
+    names.RANK_OUTPUT,
+    names.RANK_WITH_SEEN_OUTPUT,
+    names.POPULAR_RANK_OUTPUT,
+    names.RATING_OUTPUT,
+    names.BIAS_RATING_OUTPUT,
+    names.RATING_LABEL_OUTPUT,
+    names.RATING_WEIGHT_OUTPUT,
+    names.RETRIEVAL_WEIGHT_OUTPUT,
+)
 
 
-def latest_served_model(served_model_dir: str) -> str | None:
-    """The newest version under `<serving_root>/<model_name>` holding a SavedModel, if any."""
+def evaluation_problem(model_dir: str) -> str | None:
+    """Why the SavedModel at `model_dir` cannot be evaluated, or None if it can."""
+    if not tf.saved_model.contains_saved_model(model_dir):
+        return f"no SavedModel at {model_dir} (its files were deleted?)"
+    try:
+        signatures = tf.saved_model.load(model_dir).signatures
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        return f"it does not load: {str(e).splitlines()[0][:300]}"
+    if names.EVALUATE not in signatures or names.EVAL_FEATURES not in signatures:
+        return f"it has no {names.EVALUATE!r}/{names.EVAL_FEATURES!r} signatures (an older export)"
+    missing = sorted(set(EVALUATE_OUTPUTS) - set(signatures[names.EVALUATE].structured_outputs))
+    return f"its {names.EVALUATE!r} signature lacks {missing}" if missing else None
+
+
+def latest_served_model(served_model_dir: str) -> tuple[str | None, list[str]]:
+    """The newest version under `<serving_root>/<model_name>` that can be evaluated, and notes."""
     if not served_model_dir or not fileio.isdir(served_model_dir):
-        return None
-    names = (n.rstrip("/") for n in fileio.listdir(served_model_dir))
-    for version in sorted((int(n) for n in names if n.isdigit()), reverse=True):
-        path = os.path.join(served_model_dir, str(version))
-        if tf.saved_model.contains_saved_model(path):
-            return path
-    return None
-
-
-def evaluate_baseline(
-    evaluate: Callable[[str], EvalMetrics],
-    baseline: types.Artifact | None,
-    served_model_dir: str,
-) -> tuple[EvalMetrics | None, str, list[str]]:
-    """Evaluates the last blessed model, or the served model when it is gone.
-
-    Returns:
-        (metrics or None, what was evaluated, notes). None with no notes is a
-        first run (no blessed model yet); None with notes means a baseline
-        exists but neither it nor a served model could be evaluated.
-    """
-    if baseline is None:
-        return None, "", []
-    path = path_utils.serving_model_path(baseline.uri)
+        return None, [f"no served model under {served_model_dir!r}"]
     notes = []
-    try:
-        return evaluate(path), path, []
-    except (ValueError, OSError, tf.errors.OpError) as e:
-        notes.append(
-            f"the last blessed model (artifact {baseline.id}, {baseline.uri}) cannot be "
-            f"evaluated: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    entries = (n.rstrip("/") for n in fileio.listdir(served_model_dir))
+    for version in sorted((int(n) for n in entries if n.isdigit()), reverse=True):
+        path = os.path.join(served_model_dir, str(version))
+        problem = evaluation_problem(path)
+        if problem is None:
+            return path, notes
+        notes.append(f"served version {version} cannot be evaluated: {problem}")
+    return None, [*notes, f"no served model under {served_model_dir!r} can be evaluated"]
+
+
+def describe_failures(result: validation_result_pb2.ValidationResult) -> list[str]:
+    """One line per failed threshold: metric, value, threshold and slice."""
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        where = (
+            ", ".join(
+                f"{c.column}={c.bytes_value.decode() or c.int64_value or c.float_value}"
+                for c in per_slice.slice_key.single_slice_keys
+            )
+            or "overall"
         )
-    served = latest_served_model(served_model_dir)
-    if served is None:
-        notes.append(f"and no served model was found under {served_model_dir!r}")
-        return None, "", notes
-    try:
-        notes.append(f"compared with the served model {served} instead")
-        return evaluate(served), served, notes
-    except (ValueError, OSError, tf.errors.OpError) as e:
-        notes.append(f"which cannot be evaluated either: {str(e).splitlines()[0][:300]}")
-        return None, "", notes
+        for failure in per_slice.failures:
+            key, threshold = failure.metric_key, failure.metric_threshold
+            name = key.name + (" change vs baseline" if key.is_diff else "")
+            bound = (
+                threshold.change_threshold
+                if threshold.HasField("change_threshold")
+                else threshold.value_threshold
+            )
+            bound_text = " ".join(str(bound).split())
+            lines.append(
+                f"{name} = {failure.metric_value.double_value.value:.4f} fails {{{bound_text}}}"
+                f" ({where})"
+            )
+    if result.missing_slices:
+        lines.append(f"missing slices: {list(result.missing_slices)}")
+    return lines
 
 
-class Executor(base_executor.BaseExecutor):
-    """Evaluates candidate and baseline on the same split and writes a ModelBlessing.
-
-    The blessing carries the same custom properties as TFX's Evaluator
-    (`blessed`, `current_model(_id)`, `baseline_model(_id)`), so the stock
-    Pusher and `LatestBlessedModelStrategy` work with it unchanged.
-    """
+class Executor(evaluator_executor.Executor):
+    """TFX's Evaluator executor with a baseline that can always be evaluated, or none."""
 
     def Do(  # noqa: N802
         self,
@@ -89,80 +112,68 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        """Computes metrics, decides the blessing and records both."""
-        self._log_startup(input_dict, output_dict, exec_properties)
-        gate = GateConfig.from_json_dict(json.loads(exec_properties[GATE_CONFIG_KEY]))
-        events = TaskEvents.from_json_dict(json.loads(exec_properties[EVENTS_KEY]))
-        k = int(exec_properties[K_KEY])
-        schema = io_utils.SchemaReader().read(
-            io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"]))
+        """Checks the baseline, runs TFMA, and explains the blessing."""
+        baseline_key = standard_component_specs.BASELINE_MODEL_KEY
+        baseline = (input_dict.get(baseline_key) or [None])[0]
+        notes, dropped = [], False
+        if baseline is not None:
+            problem = evaluation_problem(path_utils.serving_model_path(baseline.uri))
+            if problem:
+                notes.append(
+                    f"the last blessed model (artifact {baseline.id}, {baseline.uri}) "
+                    f"cannot be evaluated: {problem}"
+                )
+                served, served_notes = latest_served_model(
+                    exec_properties.get(SERVED_MODEL_DIR_KEY) or ""
+                )
+                notes.extend(served_notes)
+                input_dict = dict(input_dict)
+                if served is None:
+                    del input_dict[baseline_key]
+                    dropped = True
+                else:
+                    notes.append(f"compared with the served model {served} instead")
+                    stand_in = standard_artifacts.Model()
+                    stand_in.uri = os.path.join(self._get_tmp_dir(), "served_baseline")
+                    io_utils.copy_dir(served, path_utils.serving_model_path(stand_in.uri))
+                    stand_in.id = baseline.id
+                    input_dict[baseline_key] = [stand_in]
+            for note in notes:
+                logging.warning("Baseline: %s", note)
+        super().Do(input_dict, output_dict, exec_properties)
+        self._explain(
+            output_dict, notes, dropped and bool(exec_properties.get(REQUIRE_BASELINE_KEY))
         )
-        feature_spec = event_feature_spec(schema)
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        splits = artifact_utils.decode_split_names(examples.split_names)
-        if gate.split not in splits:
-            raise ValueError(f"examples have no split {gate.split!r}; they have {splits}")
-        pattern = os.path.join(artifact_utils.get_split_uri([examples], gate.split), "*")
 
-        def evaluate(model_dir: str) -> EvalMetrics:
-            return evaluate_saved_model(
-                model_dir, pattern, k=k, events=events, feature_spec=feature_spec
+    def _explain(self, output_dict, notes: list[str], fail_closed: bool) -> None:
+        evaluation = artifact_utils.get_single_uri(output_dict[constants.EVALUATION_KEY])
+        blessing = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.BLESSING_KEY]
+        )
+        failures = describe_failures(tfma.load_validation_result(evaluation))
+        if fail_closed:
+            failures.append(
+                "no baseline to compare with: " + "; ".join(notes) + ". Restore the "
+                "artifact, or set GateConfig.require_baseline=False to gate on the other "
+                "thresholds alone"
             )
-
-        model = artifact_utils.get_single_instance(input_dict["model"])
-        baseline_model = (input_dict.get("baseline_model") or [None])[0]
-        candidate = evaluate(path_utils.serving_model_path(model.uri))
-        baseline, baseline_dir, notes = evaluate_baseline(
-            evaluate, baseline_model, exec_properties.get(SERVED_MODEL_DIR_KEY) or ""
-        )
-        for note in notes:
-            logging.warning("Baseline: %s", note)
-        blessed, reasons = verdict(gate, candidate, baseline)
-        if baseline is None and notes and gate.require_baseline:
-            blessed = False
-            reasons.append(
-                "no baseline to compare with: "
-                + "; ".join(notes)
-                + ". Restore the artifact, or set GateConfig.require_baseline=False to "
-                "gate on the thresholds alone"
-            )
-        logging.info(
-            "Candidate %s, baseline %s: blessed=%s %s", candidate, baseline, blessed, reasons
-        )
-
-        evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
-        report = {
-            "candidate": dataclasses.asdict(candidate),
-            "baseline": dataclasses.asdict(baseline) if baseline else None,
-            "baseline_model_dir": baseline_dir,
-            "baseline_notes": notes,
-            "gate": gate.to_json_dict(),
-            "events": events.to_json_dict(),
-            "blessed": blessed,
-            "reasons": reasons,
-        }
-        io_utils.write_string_file(
-            os.path.join(evaluation.uri, METRICS_FILE), json.dumps(report, indent=2)
-        )
-
-        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
-        blessing.set_string_custom_property(
-            constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
-        )
-        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-        if baseline_model is not None:
-            blessing.set_string_custom_property(
-                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri
+            for name in (constants.BLESSED_FILE_NAME, constants.NOT_BLESSED_FILE_NAME):
+                path = os.path.join(blessing.uri, name)
+                if fileio.exists(path):
+                    fileio.remove(path)
+            io_utils.write_string_file(
+                os.path.join(blessing.uri, constants.NOT_BLESSED_FILE_NAME), ""
             )
             blessing.set_int_custom_property(
-                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id
+                constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.NOT_BLESSED_VALUE
             )
-        blessing.set_string_custom_property(
-            constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, "; ".join(reasons) or "passed"
+        blessed = blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY)
+        message = "; ".join(failures) or "passed"
+        blessing.set_string_custom_property(MESSAGE_KEY, message)
+        if notes:
+            blessing.set_string_custom_property("baseline_notes", "; ".join(notes))
+        report = {"blessed": bool(blessed), "failures": failures, "baseline_notes": notes}
+        io_utils.write_string_file(
+            os.path.join(evaluation, GATE_REPORT), json.dumps(report, indent=2)
         )
-        name = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
-        io_utils.write_string_file(os.path.join(blessing.uri, name), "")
-        blessing.set_int_custom_property(
-            constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-            constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE,
-        )
+        logging.info("Blessed: %s. %s", bool(blessed), message)

@@ -1,51 +1,74 @@
-"""Blessing thresholds of the recommender evaluator, and the verdict they give."""
+"""The gate: when a candidate is blessed, as a TFMA `EvalConfig` with thresholds.
+
+The default gate holds on any data set because its floors are relative to
+trivial baselines computed from the same training events and scored on the
+same eval events: the candidate's RMSE must be lower than the mean + damped
+biases model's by `rmse_margin` (relative), and its top-K hit rate higher than
+the most-popular-unseen list's by `top_k_margin` (relative). Against the last
+blessed model (TFMA change thresholds) it may lose at most `max_rmse_increase`
+RMSE and `max_accuracy_decrease` top-K. Absolute floors exist but are off by
+default: a number set on one data set is no gate for another.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
 
-from contracts import jsonable
+import tensorflow_model_analysis as tfma
+
+from components.recommender_evaluator.metrics import NAME as METRICS_NAME
+from contracts import jsonable, names
 from contracts.names import EVAL
-from models.evaluation import EvalMetrics
+
+METRICS_MODULE = "components.recommender_evaluator.metrics"
+CANDIDATE, BASELINE = "candidate", "baseline"
+SLICE_FEATURES = (
+    "event_type",
+    names.USER_ACTIVITY_SLICE,
+    names.ITEM_POPULARITY_SLICE,
+    names.USER_KNOWN_SLICE,
+    names.ITEM_KNOWN_SLICE,
+)
+"""Slices the metrics are also computed on (raw `event_type`, the rest from `eval_features`)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class GateConfig(jsonable.JsonDataclass):
     """When a candidate model is blessed.
 
-    A candidate is blessed if its absolute metrics pass and, when a previously
-    blessed baseline exists, it is not worse than the baseline by more than the
-    allowed change. Which events are scored, and at which K, come from the
-    model's `TaskEvents` and `top_k`.
-
     Attributes:
-        max_rmse: Highest acceptable RMSE on rated eval events; the default is
-            the product's quality floor (a mean + regularised biases baseline
-            reaches 0.875 on the embedded data).
-        min_top_k_accuracy: Lowest acceptable top-K accuracy on retrieval events;
-            the default is the product's floor (the 100 most-rated unseen
-            movies reach 0.221, or 0.155 without excluding seen ones).
-        max_rmse_increase: Allowed RMSE increase over the baseline.
-        max_accuracy_decrease: Allowed top-K accuracy decrease below the baseline.
+        rmse_margin: The candidate's RMSE must be at least this share below the
+            bias baseline's (`rmse_lift = 1 - rmse / bias_rmse >= rmse_margin`).
+        top_k_margin: The candidate's top-K hit rate must be at least this share
+            above the most-popular-unseen list's (`top_K_lift >= top_k_margin`).
+        max_rmse: Optional absolute ceiling on RMSE (None: off).
+        min_top_k_accuracy: Optional absolute floor on the top-K hit rate (None: off).
+        max_rmse_increase: Allowed RMSE increase over the last blessed model.
+        max_accuracy_decrease: Allowed top-K hit rate decrease below it.
         split: Examples split evaluated.
         require_baseline: When a blessed baseline exists but neither it nor the
             served model can be evaluated (e.g. its files were deleted), the
-            candidate is not blessed (fail closed). False gates on the
+            candidate is not blessed (fail closed). False gates on the other
             thresholds alone then, as on a first run.
+
+    Raises:
+        ValueError: on a negative allowance or an out-of-range floor.
     """
 
-    max_rmse: float = 0.86
-    min_top_k_accuracy: float = 0.25
+    rmse_margin: float = 0.01
+    top_k_margin: float = 0.05
+    max_rmse: float | None = None
+    min_top_k_accuracy: float | None = None
     max_rmse_increase: float = 0.01
     max_accuracy_decrease: float = 0.01
     split: str = EVAL
     require_baseline: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_rmse <= 0:
-            raise ValueError(f"max_rmse must be positive, got {self.max_rmse}")
-        if not 0 <= self.min_top_k_accuracy <= 1:
+        if self.max_rmse is not None and self.max_rmse <= 0:
+            raise ValueError(f"max_rmse must be positive or None, got {self.max_rmse}")
+        if self.min_top_k_accuracy is not None and not 0 <= self.min_top_k_accuracy <= 1:
             raise ValueError(f"min_top_k_accuracy must be in [0, 1], got {self.min_top_k_accuracy}")
         if self.max_rmse_increase < 0 or self.max_accuracy_decrease < 0:
             raise ValueError(
@@ -53,39 +76,79 @@ class GateConfig(jsonable.JsonDataclass):
                 f"{self.max_rmse_increase}, {self.max_accuracy_decrease}"
             )
 
+    def thresholds(self, k: int) -> dict[str, tfma.MetricThreshold]:
+        """TFMA thresholds by metric name (value thresholds and change thresholds)."""
 
-def verdict(
-    gate: GateConfig, candidate: EvalMetrics, baseline: EvalMetrics | None
-) -> tuple[bool, list[str]]:
-    """Returns (blessed, reasons the candidate failed); no reasons means blessed.
+        def value(lower=None, upper=None) -> tfma.GenericValueThreshold:
+            bounds = {"lower_bound": lower, "upper_bound": upper}
+            return tfma.GenericValueThreshold(
+                **{key: {"value": v} for key, v in bounds.items() if v is not None}
+            )
 
-    Fails closed: a metric of the candidate or of the baseline that is not a
-    finite number (NaN, inf) is a reason, never a pass.
-    """
-    reasons = []
-    k = candidate.k
-    for who, metrics in (("candidate", candidate), ("baseline", baseline)):
-        for name in ("rmse", "top_k_accuracy"):
-            value = getattr(metrics, name) if metrics is not None else 0.0
-            if not math.isfinite(value):
-                reasons.append(f"{who} {name} is {value}: not a finite number")
-    if reasons:
-        return False, reasons
-    if candidate.rmse > gate.max_rmse:
-        reasons.append(f"rmse {candidate.rmse:.4f} > max_rmse {gate.max_rmse}")
-    if candidate.top_k_accuracy < gate.min_top_k_accuracy:
-        reasons.append(
-            f"top_{k}_accuracy {candidate.top_k_accuracy:.4f} < {gate.min_top_k_accuracy}"
+        hit_rate = f"top_{k}_hit_rate"
+        out = {
+            "rmse_lift": tfma.MetricThreshold(value_threshold=value(lower=self.rmse_margin)),
+            f"top_{k}_lift": tfma.MetricThreshold(value_threshold=value(lower=self.top_k_margin)),
+            "rmse": tfma.MetricThreshold(
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                    absolute={"value": self.max_rmse_increase},
+                )
+            ),
+            hit_rate: tfma.MetricThreshold(
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -self.max_accuracy_decrease},
+                )
+            ),
+        }
+        if self.max_rmse is not None:
+            out["rmse"].value_threshold.CopyFrom(value(upper=self.max_rmse))
+        if self.min_top_k_accuracy is not None:
+            out[hit_rate].value_threshold.CopyFrom(value(lower=self.min_top_k_accuracy))
+        return out
+
+    def eval_config(self, k: int) -> tfma.EvalConfig:
+        """The `EvalConfig` of the stock Evaluator: models, slices, metrics, thresholds.
+
+        Args:
+            k: The gated depth (`ModelConfig.top_k`); top-10 is reported too.
+        """
+        spec = {
+            "signature_name": names.EVALUATE,
+            "preprocessing_function_names": [names.EVAL_FEATURES],
+        }
+        return tfma.EvalConfig(
+            model_specs=[
+                tfma.ModelSpec(name=CANDIDATE, **spec),
+                tfma.ModelSpec(name=BASELINE, is_baseline=True, **spec),
+            ],
+            slicing_specs=[
+                tfma.SlicingSpec(),
+                *(tfma.SlicingSpec(feature_keys=[f]) for f in SLICE_FEATURES),
+            ],
+            metrics_specs=[
+                tfma.MetricsSpec(
+                    metrics=[
+                        tfma.MetricConfig(class_name="ExampleCount"),
+                        tfma.MetricConfig(
+                            class_name="RecommenderMetrics",
+                            module=METRICS_MODULE,
+                            config=json.dumps({"ks": sorted({10, k}), "name": METRICS_NAME}),
+                        ),
+                    ],
+                    # On the overall slice only: a slice (e.g. tag events, which carry no
+                    # rating) may legitimately have no value for a gated metric.
+                    per_slice_thresholds={
+                        name: tfma.PerSliceMetricThresholds(
+                            thresholds=[
+                                tfma.PerSliceMetricThreshold(
+                                    slicing_specs=[tfma.SlicingSpec()], threshold=threshold
+                                )
+                            ]
+                        )
+                        for name, threshold in self.thresholds(k).items()
+                    },
+                )
+            ],
         )
-    if baseline is not None:
-        if candidate.rmse > baseline.rmse + gate.max_rmse_increase:
-            reasons.append(
-                f"rmse {candidate.rmse:.4f} worse than baseline {baseline.rmse:.4f} "
-                f"by more than {gate.max_rmse_increase}"
-            )
-        if candidate.top_k_accuracy < baseline.top_k_accuracy - gate.max_accuracy_decrease:
-            reasons.append(
-                f"top_{k}_accuracy {candidate.top_k_accuracy:.4f} worse than baseline "
-                f"{baseline.top_k_accuracy:.4f} by more than {gate.max_accuracy_decrease}"
-            )
-    return not reasons, reasons

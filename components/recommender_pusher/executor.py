@@ -13,6 +13,7 @@ by fingerprint, so a damaged latest version (a deleted `saved_model.pb` or
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -26,12 +27,35 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from contracts.layout import pushed_model_names, scann_model_dir
+from contracts.layout import pushed_model_names, scann_gate_path, scann_model_dir
 
 STAGING_DIR = ".staging"
 STALE_STAGING_S = 3600
 """Staged copies older than this are left by a killed push and are removed."""
 SCANN_DESTINATION_KEY = "pushed_scann_destination"
+SCANN_PUSHED_KEY = "scann_pushed"
+SCANN_NOT_PUSHED_KEY = "scann_not_pushed_reason"
+
+
+def scann_verdict(serving_model_dir: str) -> tuple[bool, str]:
+    """Whether the ScaNN twin passed its recall gate at export, and why not.
+
+    A missing or unreadable verdict fails closed.
+    """
+    path = scann_gate_path(serving_model_dir)
+    if not fileio.exists(path):
+        return False, f"no ScaNN recall verdict at {path}"
+    try:
+        gate = json.loads(io_utils.read_string_file(path))
+        passed, recall, floor = bool(gate["passed"]), gate["recall"], gate["min_recall"]
+    except (ValueError, KeyError, TypeError) as e:
+        return False, f"unreadable ScaNN recall verdict {path}: {e}"
+    if not passed:
+        return False, (
+            f"ScaNN recall@{gate.get('k')} against the exact search is {recall:.4f} on "
+            f"{gate.get('users')} evaluation users, below ScannConfig.min_recall {floor}"
+        )
+    return True, ""
 
 
 def versions(model_root: str) -> list[int]:
@@ -84,12 +108,13 @@ def push_pair(
     sources: dict[str, str],
     targets: dict[str, str],
 ) -> tuple[int, bool]:
-    """Pushes the brute-force model and its ScaNN twin under one new version.
+    """Pushes the brute-force model (and its ScaNN twin, if given) under one new version.
 
     Args:
         serving_root: Holds the model roots and the staging directory.
-        sources: Model directory by index kind ("brute_force", "scann").
-        targets: Versioned model root by index kind.
+        sources: Model directory by index kind: "brute_force", and "scann" unless
+            the twin is not pushed.
+        targets: Versioned model root by index kind (the same kinds).
 
     Returns:
         (version, pushed): the new version, or the latest one and False when it
@@ -126,12 +151,15 @@ def push_pair(
                 raise ValueError(f"staged copy of {source} differs from it: not pushed")
         for kind in targets:
             fileio.makedirs(targets[kind])
-        published = os.path.join(targets["scann"], str(version))
-        fileio.rename(staged["scann"], published)
+        published = None
+        if "scann" in staged:
+            published = os.path.join(targets["scann"], str(version))
+            fileio.rename(staged["scann"], published)
         try:
             fileio.rename(staged["brute_force"], os.path.join(targets["brute_force"], str(version)))
         except Exception:
-            fileio.rmtree(published)
+            if published:
+                fileio.rmtree(published)
             raise
     finally:
         if fileio.exists(staging):
@@ -175,10 +203,18 @@ class Executor(pusher_executor.Executor):
         for source in sources.values():
             if not fileio.isdir(source):
                 raise ValueError(f"the model has no serving model at {source}")
+        scann_ok, why = scann_verdict(serving)
+        if not scann_ok:
+            logging.warning("The ScaNN twin is not pushed: %s", why)
+            del sources["scann"]
         targets = {
             kind: os.path.join(serving_root, served)
             for kind, served in pushed_model_names(name).items()
+            if kind in sources
         }
+        model_push.set_int_custom_property(SCANN_PUSHED_KEY, int(scann_ok))
+        if not scann_ok:
+            model_push.set_string_custom_property(SCANN_NOT_PUSHED_KEY, why)
         version, pushed = push_pair(serving_root, sources, targets)
         if not pushed:
             self._MarkNotPushed(model_push)
@@ -186,6 +222,7 @@ class Executor(pusher_executor.Executor):
             return
         io_utils.copy_dir(serving, model_push.uri)  # the stock Pusher's archive copy
         self._MarkPushed(model_push, os.path.join(base, str(version)), str(version))
-        model_push.set_string_custom_property(
-            SCANN_DESTINATION_KEY, os.path.join(targets["scann"], str(version))
-        )
+        if scann_ok:
+            model_push.set_string_custom_property(
+                SCANN_DESTINATION_KEY, os.path.join(targets["scann"], str(version))
+            )

@@ -91,12 +91,12 @@ class TableTower(tf.keras.layers.Layer):
 
 
 class DotRating(tf.keras.layers.Layer):
-    """rating = w * <u, i> + b with trainable scalars w = 1, b = 0."""
+    """rating = w * <u, i> + b with trainable scalars w (1) and b (0)."""
 
-    def __init__(self):
+    def __init__(self, w=1.0, b=0.0):
         super().__init__()
-        self.w = tf.Variable(1.0)
-        self.b = tf.Variable(0.0)
+        self.w = tf.Variable(float(w))
+        self.b = tf.Variable(float(b))
 
     def call(self, inputs):
         user, item = inputs
@@ -106,7 +106,65 @@ class DotRating(tf.keras.layers.Layer):
 class HandBuiltModel(tf.Module):
     """What a served model takes from a trained recommender: a user tower and a rating tower."""
 
-    def __init__(self, user_table):
+    def __init__(self, user_table, rating_scale=1.0, rating_offset=0.0):
         super().__init__()
         self.user_tower = TableTower(F.USER_IDX, user_table)
-        self.rating_tower = DotRating()
+        self.rating_tower = DotRating(rating_scale, rating_offset)
+
+
+# A small served world with hand-worked answers (tests of the served module and the Evaluator).
+ITEMS = [b"i1", b"i2", b"i3", b"i4"]
+# Item embeddings (d = 2) and the OOV item row last.
+ITEM_EMB = np.array([[1.0, 0.0], [0.8, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 0.0]], np.float32)
+# Queries: u1 ranks i1 i2 i3 i4 (1, .8, .5, 0); u2 ranks i4 i3 (1, .5) then i1 i2 (0);
+# u3 ranks i4 i3 i1 i2 (1, .6, .2, .16).
+QUERIES = {"u1": [1.0, 0.0], "u2": [0.0, 1.0], "u3": [0.2, 1.0]}
+# Known pairs (user, item row, training?): u1 trained on i1 and has i3 in eval;
+# u2 and u3 trained on i4. Popularity (training events): i4 2/3, i1 1/3, i2 0, i3 0.
+KNOWN = [("u1", 0, True), ("u1", 2, False), ("u2", 3, True), ("u3", 3, True)]
+POPULARITY = np.array([1 / 3, 0.0, 0.0, 2 / 3])
+# Bias baseline: mean 3, user u1 +0.5, item i1 +0.25 (others 0).
+BIAS_MEAN, U1_BIAS, I1_BIAS = 3.0, 0.5, 0.25
+
+
+def small_world_module(
+    output, kind="brute_force", seen=True, rating_range=None, events=None, scale=1.0, offset=0.0
+):
+    """A ServingModule over the small world, for a Transform output of users u1, u2, u3.
+
+    Ratings are `scale * (<u, i> + offset)`; the bias baseline is scaled alike.
+    """
+    from models.baselines import BiasModel
+    from models.serving_module import Catalogue, ServingModule, TrainingFacts
+
+    vocab = [u.decode() for u in output.vocabulary_by_name(F.USER_VOCAB)]
+    table = np.zeros([len(vocab) + 1, 2], np.float32)
+    for user, query in QUERIES.items():
+        table[vocab.index(user)] = query
+    known = None
+    if seen:
+        from models.index import SeenItems
+
+        users = np.array([vocab.index(u) for u, _, _ in KNOWN])
+        rows = np.array([r for _, r, _ in KNOWN])
+        in_train = np.array([t for _, _, t in KNOWN])
+        known = SeenItems(users, rows, in_train, num_users=len(vocab) + 1, num_rows=4)
+    activity = np.zeros(len(vocab) + 1, np.int64)
+    for user, _, train in KNOWN:
+        activity[vocab.index(user)] += train
+    user_bias = np.zeros(len(vocab) + 1, np.float32)
+    user_bias[vocab.index("u1")] = U1_BIAS * scale
+    item_bias = np.array([I1_BIAS * scale, 0, 0, 0, 0], np.float32)
+    bias = BiasModel(BIAS_MEAN * scale, user_bias, item_bias)
+    return ServingModule(
+        HandBuiltModel(table, scale, offset * scale),
+        output,
+        Catalogue(
+            tf.constant(ITEMS), tf.constant([b"T" + i for i in ITEMS]), tf.constant(ITEM_EMB)
+        ),
+        TrainingFacts(POPULARITY, activity, bias, rating_range),
+        events=events,
+        index_kind=kind,
+        top_k=2,
+        seen=known,
+    )
