@@ -14,12 +14,14 @@ events, then the retrieval candidates. `models.entrypoints` unpacks them."""
 
 SERVING_DEFAULT: Final = "serving_default"
 RETRIEVE: Final = "retrieve"
+RETRIEVE_WITH_SEEN: Final = "retrieve_with_seen"
 RATE: Final = "rate"
 EVALUATE: Final = "evaluate"
 EVAL_FEATURES: Final = "eval_features"
-SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RATE, EVALUATE, EVAL_FEATURES)
-"""Signatures of every exported model; `serving_default` is `retrieve`; `evaluate`
-(per-event predictions) and `eval_features` (slice features) are the Evaluator's."""
+SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RETRIEVE_WITH_SEEN, RATE, EVALUATE, EVAL_FEATURES)
+"""Signatures of every exported model; `serving_default` is `retrieve`;
+`retrieve_with_seen` does not exclude known items; `evaluate` (per-event
+predictions) and `eval_features` (slice features) are the Evaluator's."""
 
 USER_ID_INPUT: Final = "user_id"
 ITEM_ID_INPUT: Final = "item_id"

@@ -63,9 +63,10 @@ class ScannConfig(jsonable.JsonDataclass):
         dimensions_per_block: Asymmetric-hashing block size (quantization).
         training_iterations: k-means iterations of the partitioning.
         training_threads: Threads that train the index (0 = all cores).
-        min_recall: Floor on ScaNN's recall@K against the exact search, measured
-            at export on the evaluation users; below it the ScaNN twin is not
-            pushed (the brute-force model is).
+        min_recall: Floor on ScaNN's recall@K against the exact search. At export
+            the search is widened (more leaves) until half of the evaluation
+            users reach it; the other half then gates the twin: below the
+            floor the ScaNN twin is not pushed (the brute-force model is).
     """
 
     num_leaves: int | None = None

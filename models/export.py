@@ -21,7 +21,7 @@ from contracts import names
 from contracts.layout import scann_gate_path, scann_model_dir
 from models import features as F
 from models.baselines import fit_bias_model
-from models.config import ModelConfig, TaskEvents
+from models.config import ModelConfig, ScannConfig, TaskEvents
 from models.data import CATALOG_BATCH, SCAN_BATCH, read_transformed
 from models.index import SeenItems
 from models.model import MultiTaskRecommender
@@ -30,7 +30,7 @@ from serving.client import write_warmup_requests
 
 SCANN_SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 SCANN_GATE_USERS = 2000
-"""Evaluation users ScaNN's recall is measured on (evenly sampled)."""
+"""Evaluation users ScaNN's search is tuned and gated on (half each, evenly sampled)."""
 
 
 def embed_catalogue(
@@ -184,6 +184,7 @@ def export_serving_model(module: ServingModule, export_dir: str) -> None:
         signatures={
             names.SERVING_DEFAULT: retrieve,
             names.RETRIEVE: retrieve,
+            names.RETRIEVE_WITH_SEEN: module.retrieve_with_seen.get_concrete_function(),
             names.RATE: module.rate.get_concrete_function(),
             names.EVALUATE: module.evaluate.get_concrete_function(),
             names.EVAL_FEATURES: module.eval_features.get_concrete_function(),
@@ -242,7 +243,7 @@ def export_models(
     items = [i.decode() for i in catalogue.item_ids[: len(users)].numpy()]
     dirs = {"brute_force": export_dir, "scann": scann_model_dir(export_dir)}
     modules = {}
-    for kind, directory in dirs.items():
+    for kind in dirs:
         modules[kind] = ServingModule(
             model,
             tf_transform_output,
@@ -254,29 +255,25 @@ def export_models(
             scann=config.scann,
             seen=seen,
         )
-        export_serving_model(modules[kind], directory)
-        write_warmup_requests(directory, users, items[: len(users)], model_name)
     vocabulary = tf_transform_output.vocabulary_by_name(F.USER_VOCAB)
     eval_users = np.unique(known.users[~known.in_train & (known.users < num_users)])
-    gate = scann_gate(
-        modules, [vocabulary[u] for u in eval_users], config.top_k, config.scann.min_recall
-    )
+    user_ids = [vocabulary[u] for u in eval_users]
+    gate = tune_scann(modules, user_ids[0::2], user_ids[1::2], config.top_k, config.scann)
+    for kind, directory in dirs.items():
+        export_serving_model(modules[kind], directory)
+        write_warmup_requests(directory, users, items[: len(users)], model_name)
     with tf.io.gfile.GFile(scann_gate_path(export_dir), "w") as f:
         f.write(json.dumps(gate, indent=2))
     return dirs
 
 
-def scann_gate(
-    modules: dict[str, ServingModule],
-    user_ids: list[bytes],
-    k: int,
-    min_recall: float,
-    max_users: int = SCANN_GATE_USERS,
-) -> dict:
-    """ScaNN's recall@k against the exact search on up to `max_users` users, and the verdict.
+def scann_recall(
+    modules: dict[str, ServingModule], user_ids: list[bytes], k: int, max_users: int
+) -> tuple[float, int]:
+    """ScaNN's recall@k against the exact search on up to `max_users` users (evenly taken).
 
-    Users are taken evenly from the sorted list, so the sample is the same run
-    after run. No user (no evaluation events) gives recall NaN: not passed.
+    Returns:
+        (recall, users measured); NaN recall when there is no user.
     """
     chosen = user_ids[:: max(1, -(-len(user_ids) // max_users))] if user_ids else []
     overlap = []
@@ -287,15 +284,53 @@ def scann_gate(
             for kind in ("brute_force", "scann")
         )
         overlap += [len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact, strict=True)]
-    recall = float(np.mean(overlap)) if overlap else float("nan")
-    passed = bool(recall >= min_recall)
+    return (float(np.mean(overlap)) if overlap else float("nan")), len(chosen)
+
+
+def tune_scann(
+    modules: dict[str, ServingModule],
+    tuning_users: list[bytes],
+    gate_users: list[bytes],
+    k: int,
+    scann: ScannConfig,
+    max_users: int = SCANN_GATE_USERS,
+) -> dict:
+    """Widens ScaNN's search until its recall@k reaches `scann.min_recall`, then gates it.
+
+    The breadth (`leaves_to_search`) grows by half each step, up to every leaf,
+    measured on `tuning_users`; the verdict is measured on the other users
+    (`gate_users`), so the gate does not grade its own tuning.
+
+    Returns:
+        The verdict written to `scann_gate.json`: recall, floor, k, users,
+        leaves searched of all leaves, and whether the twin may be pushed.
+    """
+    index = modules["scann"].index
+    if index is None:  # a small catalogue is searched exactly
+        return {"recall": 1.0, "min_recall": scann.min_recall, "k": k, "users": 0, "passed": True}
+    recall, _ = scann_recall(modules, tuning_users, k, max_users // 2)
+    while not recall >= scann.min_recall and int(index.leaves_to_search) < index.num_leaves:
+        wider = min(index.num_leaves, int(index.leaves_to_search) * 3 // 2 + 1)
+        index.leaves_to_search.assign(wider)
+        recall, _ = scann_recall(modules, tuning_users, k, max_users // 2)
+    recall, measured = scann_recall(modules, gate_users, k, max_users // 2)
+    passed = bool(recall >= scann.min_recall)
+    leaves = int(index.leaves_to_search)
     logging.info(
-        "ScaNN recall@%d on %d users: %.4f (floor %.2f)", k, len(chosen), recall, min_recall
+        "ScaNN recall@%d on %d users: %.4f searching %d of %d leaves (floor %.2f)",
+        k,
+        measured,
+        recall,
+        leaves,
+        index.num_leaves,
+        scann.min_recall,
     )
     return {
         "recall": recall,
-        "min_recall": min_recall,
+        "min_recall": scann.min_recall,
         "k": k,
-        "users": len(chosen),
+        "users": measured,
+        "leaves_to_search": leaves,
+        "num_leaves": index.num_leaves,
         "passed": passed,
     }

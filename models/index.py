@@ -26,6 +26,9 @@ points per block) and would not be faster than an exact search anyway."""
 class DeterministicScaNN(tfrs.layers.factorized_top_k.ScaNN):
     """TFRS's ScaNN layer with a reproducible index and uncapped result depth.
 
+    `leaves_to_search` is a variable read at search time, so the search breadth
+    can be raised after the index is built (see `models.export.tune_scann`).
+
     Three changes to `tfrs.layers.factorized_top_k.ScaNN`: the tree's k-means
     starts from k-means++ centres instead of a random sample, so the same
     embeddings give the same index (TFRS's random initialisation does not, even
@@ -83,6 +86,10 @@ class DeterministicScaNN(tfrs.layers.factorized_top_k.ScaNN):
             return builder.build(shared_name=f"{self.name}/{uuid.uuid4()}")
 
         self._build_searcher = build_searcher
+        self.num_leaves = num_leaves
+        self.leaves_to_search = tf.Variable(
+            num_leaves_to_search, trainable=False, dtype=tf.int32, name="leaves_to_search"
+        )
 
     def call(self, queries: tf.Tensor, k: int | tf.Tensor | None = None):
         """Returns (scores [B, k], identifiers [B, k]) for query embeddings [B, d].
@@ -103,6 +110,7 @@ class DeterministicScaNN(tfrs.layers.factorized_top_k.ScaNN):
                 query[None],
                 final_num_neighbors=k,
                 pre_reorder_num_neighbors=tf.maximum(k, self._num_reordering_candidates),
+                leaves_to_search=self.leaves_to_search,
             )
             missing = [[0, k - tf.shape(result.indices)[1]]]
             return (

@@ -3,6 +3,7 @@
 Signatures (names in `contracts.names`):
     retrieve(user_id: string[B], k: int32[]) -> item_ids string[B, k'], titles
         string[B, k'], scores float[B, k'], best first, k' = min(k, catalogue size).
+    retrieve_with_seen(user_id, k): the same, known items included.
     rate(user_id: string[B], item_id: string[B]) -> rating float[B].
     evaluate(examples: string[B] serialized raw events) -> per event: the
         item's rank (training items excluded, and not), the predicted rating,
@@ -175,21 +176,22 @@ class ServingModule(tf.Module):
         top = tf.math.top_k(scores, k=depth)
         return top.values, top.indices
 
-    def _unseen_top_k(self, scores, rows, users, k):
-        """The k best of (scores, rows) [B, depth] once known items are pushed last."""
-        if self.seen is not None:
-            scores = tf.where(self.seen.contains(users, rows), tf.float32.min, scores)
+    @staticmethod
+    def _unseen_top_k(scores, rows, users, k, seen: SeenItems | None):
+        """The k best of (scores, rows) [B, depth] once `seen` items are pushed last."""
+        if seen is not None:
+            scores = tf.where(seen.contains(users, rows), tf.float32.min, scores)
         top = tf.math.top_k(scores, k=k)
         return top.values, tf.gather(rows, top.indices, batch_dims=1)
 
-    def _search(self, queries, users, k):
-        """Top-k unseen (scores, rows) [B, k] per user, exact or through ScaNN."""
+    def _search(self, queries, users, k, seen: SeenItems | None):
+        """Top-k (scores, rows) [B, k] per user without `seen` items, exact or through ScaNN."""
         need = tf.fill(tf.shape(users), k)
-        if self.seen is not None:
-            need = tf.minimum(need + self.seen.count(users), self.num_items)
+        if seen is not None:
+            need = tf.minimum(need + seen.count(users), self.num_items)
         deepest = tf.reduce_max(tf.concat([need, [k]], 0))
         if self.index is None:
-            return self._unseen_top_k(*self._exact(queries, deepest), users, k)
+            return self._unseen_top_k(*self._exact(queries, deepest), users, k, seen)
         # Always the full reordering depth: one user's candidates never depend on the batch.
         scores, rows = self.index(queries, k=self.scann_depth)
         width = tf.shape(scores)[1]
@@ -200,10 +202,10 @@ class ServingModule(tf.Module):
         short = tf.reduce_any(wanted & ~tf.math.is_finite(scores), axis=1)
         fallback = short | (need > width)
         scores = tf.where(tf.math.is_finite(scores), scores, tf.float32.min)
-        approx = self._unseen_top_k(scores, rows, users, k)
+        approx = self._unseen_top_k(scores, rows, users, k, seen)
         exact = tf.cond(
             tf.reduce_any(fallback),
-            lambda: self._unseen_top_k(*self._exact(queries, deepest), users, k),
+            lambda: self._unseen_top_k(*self._exact(queries, deepest), users, k, seen),
             lambda: approx,
         )
         return tuple(tf.where(fallback[:, None], e, a) for e, a in zip(exact, approx, strict=True))
@@ -216,10 +218,23 @@ class ServingModule(tf.Module):
     )
     def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-k catalogue items per user, best first (known items excluded)."""
+        return self._retrieve(user_id, k, self.seen)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
+            tf.TensorSpec([], tf.int32, name=names.K_INPUT),
+        ]
+    )
+    def retrieve_with_seen(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Top-k catalogue items per user, best first, known items included."""
+        return self._retrieve(user_id, k, None)
+
+    def _retrieve(self, user_id, k, seen: SeenItems | None) -> dict[str, tf.Tensor]:
         tf.debugging.assert_positive(k, message="k must be a positive integer")
         k = tf.minimum(k, self.num_items)
         queries, users = self._users(user_id)
-        scores, rows = self._search(queries, users, k)
+        scores, rows = self._search(queries, users, k, seen)
         unknown = (users >= self.num_users)[:, None]
         rows = tf.where(unknown, self.popular_rows[None, :k], rows)
         scores = tf.where(unknown, self.popular_scores[None, :k], scores)

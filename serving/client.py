@@ -60,9 +60,16 @@ def _request(model_name: str, signature: str, inputs: dict) -> predict_pb2.Predi
 
 
 def retrieve_request(
-    user_ids: Sequence[str], k: int, model_name: str, signature: str = names.RETRIEVE
+    user_ids: Sequence[str],
+    k: int,
+    model_name: str,
+    signature: str = names.RETRIEVE,
+    exclude_seen: bool = True,
 ) -> predict_pb2.PredictRequest:
     """Builds a request for the top-k items of each user.
+
+    `exclude_seen=False` asks `retrieve_with_seen`, which keeps the items the
+    user is known to have interacted with.
 
     Raises:
         ValueError: on an empty or non-string `user_ids`, or a `k` that is not a
@@ -71,6 +78,7 @@ def retrieve_request(
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= MAX_K:
         raise ValueError(f"k must be an int in [1, {MAX_K}], got {k!r}")
     users = _strings("user_ids", user_ids)
+    signature = signature if exclude_seen else names.RETRIEVE_WITH_SEEN
     return _request(model_name, signature, {names.USER_ID_INPUT: users, names.K_INPUT: np.int32(k)})
 
 

@@ -180,10 +180,28 @@ def test_event_from_the_future_is_rejected():
 
 
 def test_identical_rows_are_kept_once_in_file_order(tmp_path):
-    path = tmp_path / "log.csv"
-    path.write_text("u,i,t\n1,2,10\n\n 1,2 ,10\n1,2,11\n1,2,10\n")
-    rows = list(executor.unique_rows(str(path), ["u", "i", "t"], id_columns=("u", "i")))
-    assert [(line, row["t"]) for line, row in rows] == [(2, "10"), (5, "11")]
+    first, second = tmp_path / "log-1.csv", tmp_path / "log-2.csv"
+    first.write_text("u,i,t\n1,2,10\n\n 1,2 ,10\n1,2,11\n1,2,10\n")
+    second.write_text("u,i,t\n1,2,11\n3,4,12\n")  # a re-delivered row, then a new one
+    files = [(str(first), ["u", "i", "t"]), (str(second), ["u", "i", "t"])]
+    rows = list(executor.unique_rows(files, id_columns=("u", "i")))
+    assert [(p[-9:], line, row["t"]) for p, line, row in rows] == [
+        ("log-1.csv", 2, "10"),
+        ("log-1.csv", 5, "11"),
+        ("log-2.csv", 3, "12"),
+    ]
+
+
+def test_a_log_is_every_file_its_pattern_matches(tmp_path):
+    (tmp_path / "views").mkdir()
+    for day in ("2024-01-02", "2024-01-01"):
+        (tmp_path / "views" / f"{day}.csv").write_text("u,i,t\n1,2,3\n")
+    assert [p[-14:] for p in executor.match_files(str(tmp_path), "views/*.csv", "log 'v'")] == [
+        "2024-01-01.csv",
+        "2024-01-02.csv",
+    ]
+    with pytest.raises(ValueError, match=r"log 'v': no file matches '.*clicks/\*.csv'"):
+        executor.match_files(str(tmp_path), "clicks/*.csv", "log 'v'")
 
 
 def test_unknown_item_share_is_checked():

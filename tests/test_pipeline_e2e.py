@@ -166,7 +166,14 @@ def test_pushed_model_answers_raw_requests(first_run):
     _, config, _ = first_run
     version_dir = os.path.join(config.serving_root, config.model_name, pushed_versions(config)[0])
     loaded = tf.saved_model.load(version_dir)
-    assert {"serving_default", "retrieve", "rate"} <= set(loaded.signatures)
+    assert set(loaded.signatures) == {
+        "serving_default",
+        "retrieve",
+        "retrieve_with_seen",
+        "rate",
+        "evaluate",
+        "eval_features",
+    }
     with open(os.path.join(DATA, "movies.csv"), newline="") as f:
         catalogue = {r["movieId"] for r in csv.DictReader(f)}
     out = loaded.signatures["serving_default"](

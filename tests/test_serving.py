@@ -134,6 +134,9 @@ def test_requests_and_responses_round_trip():
     assert request.model_spec.signature_name == "retrieve"
     assert tf.make_ndarray(request.inputs["user_id"]).tolist() == [b"7", b"8"]
     assert int(tf.make_ndarray(request.inputs["k"])) == 3
+    assert client.retrieve_request(["7"], 3, "m", exclude_seen=False).model_spec.signature_name == (
+        "retrieve_with_seen"
+    )
     largest = client.retrieve_request(["7"], 2**31 - 1, "recommender")
     assert int(tf.make_ndarray(largest.inputs["k"])) == 2**31 - 1
     response = predict_pb2.PredictResponse()

@@ -19,7 +19,7 @@ from contracts import names
 from models import features as F
 from models.baselines import BiasModel
 from models.config import ScannConfig, TaskEvents
-from models.export import Interactions, set_unknown_user
+from models.export import Interactions, scann_recall, set_unknown_user, tune_scann
 from models.index import SeenItems
 from models.layers import UserTower
 from models.serving_module import Catalogue, ServingModule, TrainingFacts
@@ -50,6 +50,12 @@ def test_retrieve_excludes_every_known_item_and_answers_unknown_users(output, ki
     assert everything[names.SCORES_OUTPUT].numpy()[0, 2] == np.finfo(np.float32).min
     empty = module.retrieve(tf.constant([], tf.string), tf.constant(2))
     assert empty[names.ITEM_IDS_OUTPUT].shape[0] == 0
+
+
+def test_a_request_can_keep_known_items(output):
+    module = module_for(output)
+    kept = module.retrieve_with_seen(tf.constant(["u1", "stranger"]), tf.constant(2))
+    assert ids(kept) == [["i1", "i2"], ["i4", "i1"]]  # u1's training item i1 comes first
 
 
 def test_without_seen_items_nothing_is_excluded(output):
@@ -232,3 +238,17 @@ def test_scann_lists_stay_right_at_any_depth(large, k):
         [len(set(a) & set(b)) / k for a, b in zip(ids(batch), ids(exact), strict=True)]
     )
     assert recall >= 0.9
+
+
+def test_scann_search_is_widened_until_it_reaches_the_recall_floor(large):
+    modules, users, _ = large
+    index = modules["scann"].index
+    index.leaves_to_search.assign(1)  # a deliberately narrow search
+    ids = [u.encode() for u in users]
+    gate = tune_scann(modules, ids[0::2], ids[1::2], k=100, scann=ScannConfig(min_recall=0.95))
+    assert gate["passed"] and gate["recall"] >= 0.95 and gate["users"] == 20
+    assert 1 < gate["leaves_to_search"] <= gate["num_leaves"]
+    recall, _ = scann_recall(modules, ids[1::2], 100, 100)
+    assert recall == gate["recall"]
+    unmeasured = tune_scann(modules, [], [], k=100, scann=ScannConfig())  # no evaluation user
+    assert not unmeasured["passed"] and np.isnan(unmeasured["recall"])  # fails closed

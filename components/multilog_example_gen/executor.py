@@ -22,6 +22,7 @@ from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.proto import example_gen_pb2
@@ -118,21 +119,39 @@ def event_example(
 
 
 def unique_rows(
-    path: str, header: Sequence[str], id_columns: Sequence[str] = ()
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """`read_rows` without rows identical to an earlier one (ids compared normalised).
+    files: Sequence[tuple[str, Sequence[str]]], id_columns: Sequence[str] = ()
+) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """(file, line, row) of the files' data rows, in order, without repeated rows.
 
-    The file is read in order by one worker, so the first occurrence is kept and
-    the output order is the file's, run after run. Memory: an 8-byte digest per
-    distinct row of the file.
+    A row identical to an earlier one of any of the files (ids compared
+    normalised) is left out, so the first occurrence is kept and the output
+    order is the files', run after run. Memory: an 8-byte digest per distinct row.
+
+    Args:
+        files: (path, header) of each file of one log, in reading order.
+        id_columns: Columns holding ids.
     """
     seen: set[bytes] = set()
-    for line, row in read_rows(path, header):
-        values = [normalize_id(v) if k in id_columns else v for k, v in row.items()]
-        digest = hashlib.blake2b("\x1f".join(values).encode(), digest_size=8).digest()
-        if digest not in seen:
-            seen.add(digest)
-            yield line, row
+    for path, header in files:
+        for line, row in read_rows(path, header):
+            values = [normalize_id(v) if k in id_columns else v for k, v in row.items()]
+            digest = hashlib.blake2b("\x1f".join(values).encode(), digest_size=8).digest()
+            if digest not in seen:
+                seen.add(digest)
+                yield path, line, row
+
+
+def match_files(root: str, pattern: str, what: str) -> list[str]:
+    """The files `pattern` (relative to `root`, globs allowed) matches, sorted.
+
+    Raises:
+        ValueError: naming the log and the pattern if nothing matches.
+    """
+    path = os.path.join(root, pattern)
+    matched = sorted(m.path for m in FileSystems.match([path])[0].metadata_list)
+    if not matched:
+        raise ValueError(f"{what}: no file matches {path!r}")
+    return matched
 
 
 def _read_csv(pipeline: beam.Pipeline, label: str, path: str, header: Sequence[str]):
@@ -278,9 +297,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
         catalog_path = os.path.join(root, spec.catalog.file)
         catalog_header = check_columns(catalog_path, "catalogue", spec.catalog.required_columns)
-        log_paths = {log.name: os.path.join(root, log.file) for log in spec.logs}
-        log_headers = {
-            log.name: check_columns(log_paths[log.name], f"log {log.name!r}", log.required_columns)
+        log_files = {
+            log.name: [
+                (path, check_columns(path, f"log {log.name!r}", log.required_columns))
+                for path in match_files(root, log.file, f"log {log.name!r}")
+            ]
             for log in spec.logs
         }
 
@@ -300,22 +321,20 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             | "ReadLogs"
             >> beam.FlatMap(
                 lambda name: (
-                    (name, line, row)
-                    for line, row in unique_rows(
-                        log_paths[name],
-                        log_headers[name],
-                        (logs[name].user_column, logs[name].item_column),
+                    (name, *entry)
+                    for entry in unique_rows(
+                        log_files[name], (logs[name].user_column, logs[name].item_column)
                     )
                 )
             )
         )
         events = rows | "ToExample" >> beam.Map(
             lambda entry, catalog: event_example(
-                entry[2],
+                entry[3],
                 logs[entry[0]],
                 catalog,
                 max_timestamp,
-                source=f"{log_paths[entry[0]]!r} line {entry[1]}",
+                source=f"{entry[1]!r} line {entry[2]}",
             ),
             catalog=catalog_side,
         )
@@ -325,7 +344,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             >> beam.Map(
                 lambda entry, catalog: (
                     entry[0],
-                    _is_known(entry[2][logs[entry[0]].item_column], catalog),
+                    _is_known(entry[3][logs[entry[0]].item_column], catalog),
                 ),
                 catalog=catalog_side,
             )

@@ -18,7 +18,8 @@ class LogSpec:
 
     Attributes:
         name: Short name used in messages and Beam step labels.
-        file: Path of the CSV file relative to the data root.
+        file: Path of the CSV file relative to the data root; a glob pattern
+            (e.g. "views/*.csv") reads every matching file, in name order, as one log.
         event_type: Event type written on every event of this log (e.g. "watch").
         user_column: Column holding the user id.
         item_column: Column holding the item id.
