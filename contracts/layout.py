@@ -10,6 +10,9 @@ import os
 from typing import Final
 
 SCANN_DIR_NAME: Final = "Format-Serving-ScaNN"
+WARMSTART_DIR_NAME: Final = "Format-Warmstart"
+"""Next to the serving models: the trained weights and vocabulary rows a later
+Trainer warm-starts from (`models.warmstart`)."""
 SCANN_GATE_FILE: Final = "scann_gate.json"
 """Next to the serving models: ScaNN's recall against brute force, and whether the
 ScaNN twin may be pushed (`{"recall": r, "min_recall": m, "passed": bool, ...}`)."""
@@ -20,6 +23,11 @@ INDEX_KINDS: Final = ("brute_force", "scann")
 def scann_model_dir(serving_model_dir: str) -> str:
     """The ScaNN twin of a serving model directory: a sibling `Format-Serving-ScaNN`."""
     return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), SCANN_DIR_NAME)
+
+
+def warmstart_dir(serving_model_dir: str) -> str:
+    """The warm-start weights of a serving model directory: a sibling `Format-Warmstart`."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), WARMSTART_DIR_NAME)
 
 
 def scann_gate_path(serving_model_dir: str) -> str:

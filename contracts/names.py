@@ -7,10 +7,18 @@ EVAL: Final = "eval"
 CATALOG: Final = "catalog"
 EVENT_SPLITS: Final = (TRAIN, EVAL)
 """Splits of ExampleGen's Examples: events (train/eval) and one row per item (catalog)."""
+EVENTS: Final = "events"
+SPAN_SPLITS: Final = (EVENTS, CATALOG)
+"""Splits of one span's Examples (time-partitioned logs): every event of the span, and
+the catalogue as of the span. The temporal window assembles train/eval/catalog from them."""
 
 TRAINER_EVAL_SPLITS: Final = (EVAL, CATALOG)
 """Splits the Trainer and Tuner receive as `eval_files`, in this order: validation
 events, then the retrieval candidates. `models.entrypoints` unpacks them."""
+
+TRAIN_SPANS_PROPERTY: Final = "train_spans"
+EVAL_SPANS_PROPERTY: Final = "eval_spans"
+"""Custom properties of the temporal window's Examples: its train and eval spans (JSON lists)."""
 
 SERVING_DEFAULT: Final = "serving_default"
 RETRIEVE: Final = "retrieve"

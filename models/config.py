@@ -181,6 +181,10 @@ class ModelConfig(jsonable.JsonDataclass):
             interacted with in the training events.
         events: Which events train and evaluate each task.
         scann: Parameters of the ScaNN index of the ScaNN export.
+        warm_start: Initialise from the last blessed model when the Trainer is
+            given one (time-partitioned logs): ids both vocabularies share keep
+            their rows, other weights of unchanged shape are carried over.
+        warm_start_epochs: Epochs of a warm-started training (instead of `epochs`).
     """
 
     embedding_dim: int = 64
@@ -196,9 +200,18 @@ class ModelConfig(jsonable.JsonDataclass):
     exclude_seen: bool = True
     events: TaskEvents = TaskEvents()
     scann: ScannConfig = ScannConfig()
+    warm_start: bool = True
+    warm_start_epochs: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "epochs", "batch_size", "shuffle_buffer", "top_k"):
+        for name in (
+            "embedding_dim",
+            "epochs",
+            "batch_size",
+            "shuffle_buffer",
+            "top_k",
+            "warm_start_epochs",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("retrieval_weight", "rating_weight"):

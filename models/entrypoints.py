@@ -7,13 +7,17 @@ of the eval splits).
 
 from __future__ import annotations
 
+import logging
+import os
+
 import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from contracts.layout import warmstart_dir
 from contracts.names import MODEL_CONFIG_KEY, TRAINER_EVAL_SPLITS, TUNING_CONFIG_KEY
-from models import export, preprocessing, training, tuning
+from models import export, preprocessing, training, tuning, warmstart
 from models.config import ModelConfig, TuningConfig
 
 
@@ -25,6 +29,10 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trainer's entry point: trains, then exports the brute-force model and its ScaNN twin.
 
+    With a base model (the last blessed one) and `ModelConfig.warm_start`, the
+    model starts from the base model's weights (`models.warmstart`); a base
+    model without them (older, or its files gone) is a cold start, logged.
+
     Raises:
         ValueError: if `custom_config` lacks the model config, or the eval
             splits are not `contracts.names.TRAINER_EVAL_SPLITS`.
@@ -35,13 +43,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     eval_files, catalog_files = eval_and_catalog_files(fn_args.eval_files)
-    model, _ = training.train(
+    base = warm_start_source(fn_args.base_model, config.warm_start)
+    model, metrics = training.train(
         config,
         tf_transform_output,
         fn_args.train_files,
         eval_files,
         catalog_files,
         log_dir=fn_args.model_run_dir,
+        warm_start_from=base,
     )
     export.export_models(
         model,
@@ -52,6 +62,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         catalog_files,
         fn_args.serving_model_dir,
     )
+    directory = warmstart_dir(fn_args.serving_model_dir)
+    warmstart.save(model, warmstart.vocabularies(tf_transform_output), directory)
+    warmstart.write_report(directory, base, metrics)
+
+
+def warm_start_source(base_model: str | None, enabled: bool) -> str | None:
+    """The base model's warm-start weights directory, or None for a cold start."""
+    if not base_model or not enabled:
+        return None
+    directory = warmstart_dir(base_model)
+    if not tf.io.gfile.exists(os.path.join(directory, warmstart.WEIGHTS_FILE)):
+        logging.warning("Cold start: the base model %s has no weights at %s", base_model, directory)
+        return None
+    return directory
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +24,7 @@ from models.data import (
     with_task_events,
 )
 from models.model import MultiTaskRecommender, build_model
+from models.warmstart import vocabularies, warm_start
 
 EventMap = Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]
 
@@ -109,8 +111,12 @@ def train(
     catalog_pattern: str | list[str],
     log_dir: str | None = None,
     map_events: EventMap | None = None,
-) -> tuple[MultiTaskRecommender, dict[str, float]]:
+    warm_start_from: str | None = None,
+) -> tuple[MultiTaskRecommender, dict[str, Any]]:
     """Fits the model and returns it with its final validation metrics.
+
+    The metrics also hold `epochs`, `fit_seconds` and `warm_start` (what
+    `models.warmstart.warm_start` did to each weight; empty for a cold start).
 
     Args:
         config: Hyperparameters.
@@ -121,6 +127,8 @@ def train(
         catalog_pattern: Transformed catalogue rows (retrieval candidates).
         log_dir: TensorBoard directory, if any.
         map_events: Rewrites each batch of training events (see `prepare`).
+        warm_start_from: Directory of a base model's warm-start weights
+            (`models.warmstart`); training then runs `config.warm_start_epochs`.
     """
     setup = prepare(tf_transform_output, train_pattern, catalog_pattern, map_events)
     model = new_model(config, setup)
@@ -132,17 +140,24 @@ def train(
     train_ds = with_task_events(train_ds, config.events)
     train_ds = with_item_probability(train_ds, setup.stats.item_probabilities)
     eval_ds = read_transformed(eval_pattern, tf_transform_output, SCAN_BATCH)
+    epochs, started_from = config.epochs, {}
+    if warm_start_from:
+        model(next(iter(train_ds)))  # creates the variables
+        started_from = warm_start(model, vocabularies(tf_transform_output), warm_start_from)
+        epochs = config.warm_start_epochs
     meter = TrainingThroughput(int(round(setup.stats.num_events)))
     callbacks = [meter, FailOnNonFiniteLoss()]
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     history = model.fit(
-        train_ds, validation_data=eval_ds, epochs=config.epochs, callbacks=callbacks, verbose=2
+        train_ds, validation_data=eval_ds, epochs=epochs, callbacks=callbacks, verbose=2
     )
     final = {k: float(v[-1]) for k, v in history.history.items()}
     final["train_examples_per_second"] = meter.examples_per_second()
+    final["epochs"] = float(epochs)
+    final["fit_seconds"] = float(sum(meter.seconds))
     logging.info("Final metrics: %s", final)
-    return model, final
+    return model, {**final, "warm_start": started_from}
 
 
 class FailOnNonFiniteLoss(tf.keras.callbacks.Callback):

@@ -89,6 +89,10 @@ class PipelineConfig(jsonable.JsonDataclass):
             in the Trainer; None (the default) trains `model` as is.
         vertex: Vertex AI Training / endpoint targets; None trains in the
             orchestrator's worker and pushes to `serving_root`.
+        ingest_span: With time-partitioned logs, the span ExampleGen ingests
+            (a backfill); None ingests the newest span every log holds.
+        ingest_only: Build only the ingestion and validation of a span
+            (ExampleGen, statistics, validation), as a catch-up of earlier spans does.
     """
 
     pipeline_name: str
@@ -104,6 +108,8 @@ class PipelineConfig(jsonable.JsonDataclass):
     beam_pipeline_args: tuple[str, ...] = ()
     tuning: TuningConfig | None = None
     vertex: VertexConfig | None = None
+    ingest_span: int | None = None
+    ingest_only: bool = False
 
     def __post_init__(self) -> None:
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_root"):
@@ -113,3 +119,10 @@ class PipelineConfig(jsonable.JsonDataclass):
             raise ValueError(
                 f"model_name must be alphanumeric with - or _, got {self.model_name!r}"
             )
+        if self.ingest.spans is None and (self.ingest_span is not None or self.ingest_only):
+            raise ValueError(
+                "ingest_span and ingest_only need time-partitioned logs (IngestSpec.spans), "
+                f"got ingest_span={self.ingest_span}, ingest_only={self.ingest_only}"
+            )
+        if self.ingest_span is not None and self.ingest_span < 0:
+            raise ValueError(f"ingest_span must be >= 0, got {self.ingest_span}")

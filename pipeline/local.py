@@ -4,12 +4,18 @@
 fails at once with a clear message instead of racing the first one to push),
 marks what a killed earlier run left behind (executions still RUNNING in ML
 Metadata, and their output directories) as such, runs the pipeline with
-LocalDagRunner and returns the version this run pushed, if any.
+LocalDagRunner and reports the version this run pushed, if any.
+
+With time-partitioned logs, TFX's ExampleGen ingests the newest span of a run
+only; spans delivered earlier that were never ingested (a backfill, or days a
+schedule missed) are first ingested and validated one by one, oldest first,
+so that the rolling window finds them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import glob
 import logging
@@ -20,13 +26,17 @@ from collections.abc import Iterator
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
+from tfx.types import artifact_utils
 
+from components.anomalies_gate import describe_anomalies, load_anomalies
+from components.multilog_example_gen.spans import available_spans
 from contracts.layout import pushed_model_names
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 LOCK_FILE = ".run.lock"
 METADATA_FILE = "metadata.sqlite"
+EXAMPLE_GEN, VALIDATOR = "MultiLogExampleGen", "ExampleValidator"
 _Execution = metadata_store_pb2.Execution
 
 
@@ -96,8 +106,53 @@ def recover_interrupted(
     return marked
 
 
-def run_locally(config: PipelineConfig, output_dir: str) -> str | None:
-    """Runs the pipeline with LocalDagRunner; returns the directory this run pushed, if any.
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """What a local run did.
+
+    Attributes:
+        pushed: The model version directory this run pushed, if any.
+        caught_up: Earlier spans this run ingested before the newest.
+        drift: Drift of the newest validated span from the previous one, one
+            line per feature (empty without spans or drift).
+    """
+
+    pushed: str | None
+    caught_up: tuple[int, ...] = ()
+    drift: tuple[str, ...] = ()
+
+
+def ingested_spans(connection: metadata_store_pb2.ConnectionConfig, pipeline_name: str) -> set[int]:
+    """Spans ExampleGen already ingested in this pipeline (any run, any outcome after)."""
+    with metadata.Metadata(connection) as m:
+        context = m.store.get_context_by_type_and_name("node", f"{pipeline_name}.{EXAMPLE_GEN}")
+        if context is None:
+            return set()
+        return {
+            a.custom_properties["span"].int_value
+            for a in m.store.get_artifacts_by_context(context.id)
+            if "span" in a.custom_properties
+        }
+
+
+def latest_drift(connection: metadata_store_pb2.ConnectionConfig, pipeline_name: str) -> list[str]:
+    """Drift lines of the newest ExampleValidator output of the pipeline."""
+    with metadata.Metadata(connection) as m:
+        context = m.store.get_context_by_type_and_name("node", f"{pipeline_name}.{VALIDATOR}")
+        anomaly_type = m.store.get_artifact_type("ExampleAnomalies") if context else None
+        outputs = [
+            a
+            for a in (m.store.get_artifacts_by_context(context.id) if context else [])
+            if a.type_id == anomaly_type.id
+        ]
+    if not outputs:
+        return []
+    newest = artifact_utils.deserialize_artifact(anomaly_type, max(outputs, key=lambda a: a.id))
+    return describe_anomalies(load_anomalies(newest), drift=True)
+
+
+def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
+    """Runs the pipeline with LocalDagRunner (after catching up on missing spans).
 
     Raises:
         RuntimeError: if another run holds `output_dir`.
@@ -108,10 +163,22 @@ def run_locally(config: PipelineConfig, output_dir: str) -> str | None:
     model_dir = os.path.join(
         config.serving_root, pushed_model_names(config.model_name)["brute_force"]
     )
+    caught_up: list[int] = []
     with exclusive_run(output_dir):
         recover_interrupted(connection, config.pipeline_root)
         before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
+        if config.ingest.spans is not None and config.ingest_span is None:
+            done = ingested_spans(connection, config.pipeline_name)
+            for span in available_spans(config.data_root, config.ingest)[:-1]:
+                if span not in done:
+                    logging.info("Catching up: ingesting span %d", span)
+                    backfill = dataclasses.replace(config, ingest_span=span, ingest_only=True)
+                    tfx.orchestration.LocalDagRunner().run(create_pipeline(backfill, connection))
+                    caught_up.append(span)
         tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
     after = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
     new = sorted((v for v in after - before if v.isdigit()), key=int)
-    return os.path.join(model_dir, new[-1]) if new else None
+    drift = latest_drift(connection, config.pipeline_name) if config.ingest.spans else []
+    return RunReport(
+        os.path.join(model_dir, new[-1]) if new else None, tuple(caught_up), tuple(drift)
+    )

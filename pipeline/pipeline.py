@@ -7,11 +7,17 @@ import os
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_component import BaseComponent
+from tfx.dsl.components.base.base_node import BaseNode
+from tfx.dsl.input_resolution import canned_resolver_functions
+from tfx.proto import range_config_pb2
+from tfx.types import standard_artifacts
 
-from components.anomalies_gate import AnomaliesGate
+from components.anomalies_gate import AnomaliesGate, SpanGate
 from components.multilog_example_gen.component import MultiLogExampleGen
 from components.recommender_evaluator.component import RecommenderEvaluator
 from components.recommender_pusher.component import RecommenderPusher
+from components.span_validator.component import SpanExampleValidator
+from components.temporal_window.component import TemporalWindow
 from contracts.names import (
     CATALOG,
     EVAL,
@@ -21,7 +27,12 @@ from contracts.names import (
     TUNING_CONFIG_KEY,
 )
 from pipeline.config import PipelineConfig
+from pipeline.warm_start import PreviousWindowModelStrategy
 
+SPAN_VERSION_ORDER = ("mlmd_artifact.create_time_since_epoch", "id")
+"""Of several artifacts of one span (a re-ingested span), the newest wins."""
+RECENT_STATISTICS = 8
+"""Latest statistics the drift check looks among for the previous span's."""
 PREPROCESSING_FN = "models.entrypoints.preprocessing_fn"
 RUN_FN = "models.entrypoints.run_fn"
 TUNER_FN = "models.entrypoints.tuner_fn"
@@ -33,6 +44,12 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline: ingest, validate, transform, train, evaluate, push.
 
+    A snapshot of logs is split by the pair hash. Time-partitioned logs
+    (`IngestSpec.spans`) are ingested a span per run and validated against the
+    schema and the previous span (drift); the rolling window of validated
+    spans (TFX span-range resolution) trains, the newest span evaluates, and the
+    Trainer warm-starts from the last blessed model.
+
     Args:
         config: What to run and with which settings.
         metadata_connection_config: ML Metadata store; None lets the orchestrator
@@ -41,43 +58,94 @@ def create_pipeline(
     Returns:
         The TFX pipeline.
     """
-    example_gen = MultiLogExampleGen(input_base=config.data_root, ingest=config.ingest)
+    spans = config.ingest.spans
+    example_gen = MultiLogExampleGen(
+        input_base=config.data_root, ingest=config.ingest, range_config=_range(config)
+    )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    anomalies_gate = AnomaliesGate(
-        anomalies=example_validator.outputs["anomalies"], schema_path=config.schema_path
-    )
+    statistics = statistics_gen.outputs["statistics"]
+    schema = schema_gen.outputs["schema"]
+    examples = example_gen.outputs["examples"]
+    if spans is None:
+        example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
+        gate = AnomaliesGate(
+            anomalies=example_validator.outputs["anomalies"], schema_path=config.schema_path
+        )
+    else:
+        example_validator = SpanExampleValidator(
+            statistics=statistics,
+            schema=schema,
+            baseline_statistics=canned_resolver_functions.latest_created(
+                _every_run(standard_artifacts.ExampleStatistics, statistics_gen, "statistics"),
+                n=RECENT_STATISTICS,
+            ),
+        ).with_id("ExampleValidator")
+        gate = SpanGate(
+            examples=examples,
+            anomalies=example_validator.outputs["anomalies"],
+            schema_path=config.schema_path,
+            drift_blocks=int(spans.drift_blocks),
+        )
+    ingestion = [example_gen, statistics_gen, schema_gen, example_validator, gate]
+    if config.ingest_only:
+        return _pipeline(config, ingestion, metadata_connection_config)
+
+    windowing = []
+    if spans is not None:
+        window = TemporalWindow(
+            spans=canned_resolver_functions.rolling_range(
+                _every_run(standard_artifacts.Examples, gate, "accepted"),
+                num_spans=spans.window + spans.holdout,
+                min_spans=1,
+                version_sort_keys=SPAN_VERSION_ORDER,
+            ),
+            window=spans.window,
+            holdout=spans.holdout,
+        )
+        window.add_upstream_node(gate)
+        examples = window.outputs["examples"]
+        windowing = [window]
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+        examples=examples,
+        schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(
             analyze=[TRAIN, CATALOG], transform=[TRAIN, EVAL, CATALOG]
         ),
     )
-    transform.add_upstream_node(anomalies_gate)
+    transform.add_upstream_node(gate)
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
     tuner = _tuner(config, transform) if config.tuning is not None else None
+    base_model = None
+    if spans is not None and config.model.warm_start:
+        warm_start_resolver = tfx.dsl.Resolver(
+            strategy_class=PreviousWindowModelStrategy,
+            model=tfx.dsl.Channel(type=standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+            window=_every_run(standard_artifacts.Examples, window, "examples"),
+        ).with_id("warm_start_model_resolver")
+        warm_start_resolver.add_upstream_node(window)
+        base_model = warm_start_resolver.outputs["model"]
+        windowing.append(warm_start_resolver)
     trainer = _trainer(
         config,
         run_fn=RUN_FN,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        schema=schema,
+        base_model=base_model,
         train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=list(TRAINER_EVAL_SPLITS)),
     )
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = RecommenderEvaluator(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+        examples=examples,
+        schema=schema,
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         gate=config.gate,
@@ -89,26 +157,48 @@ def create_pipeline(
     pusher = _pusher(
         config, model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"]
     )
+    components = [
+        *ingestion,
+        *windowing,
+        transform,
+        *([tuner] if tuner else []),
+        trainer,
+        baseline_resolver,
+        evaluator,
+        pusher,
+    ]
+    return _pipeline(config, components, metadata_connection_config)
+
+
+def _pipeline(config: PipelineConfig, components: list, connection) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[
-            example_gen,
-            statistics_gen,
-            schema_gen,
-            example_validator,
-            anomalies_gate,
-            transform,
-            *([tuner] if tuner else []),
-            trainer,
-            baseline_resolver,
-            evaluator,
-            pusher,
-        ],
+        components=components,
         enable_cache=config.enable_cache,
-        metadata_connection_config=metadata_connection_config,
+        metadata_connection_config=connection,
         beam_pipeline_args=list(config.beam_pipeline_args),
     )
+
+
+def _range(config: PipelineConfig) -> range_config_pb2.RangeConfig | None:
+    """A static range pinning ExampleGen's span (a backfill), or None for the newest."""
+    if config.ingest_span is None:
+        return None
+    span = config.ingest_span
+    return range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
+    )
+
+
+def _every_run(kind, producer: BaseNode, output_key: str) -> tfx.dsl.Channel:
+    """A channel of what `producer` wrote under `output_key` in any run of the pipeline.
+
+    A resolver function over it reaches back in time (over a component's
+    output channel it would see this run's artifact only); the consumer must
+    `add_upstream_node(producer)` to run after it in a run.
+    """
+    return tfx.dsl.Channel(type=kind, producer_component_id=producer.id, output_key=output_key)
 
 
 def _vertex_training(config: PipelineConfig) -> bool:

@@ -13,9 +13,10 @@ import dataclasses
 import os
 from typing import Any
 
-from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
+from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec, SpanConfig
 from components.recommender_evaluator.spec import GateConfig
 from contracts import jsonable
+from datagen.partition import span_file_pattern
 from datagen.synthetic import FILES, FUNNEL
 from models.config import ModelConfig, TaskEvents
 
@@ -45,6 +46,26 @@ SYNTHETIC_INGEST = IngestSpec(
 """How the pipeline ingests `datagen.synthetic`'s output."""
 
 
+def partitioned(ingest: IngestSpec, spans: SpanConfig | None = None) -> IngestSpec:
+    """`ingest` for the same logs laid out by span (`datagen.partition`'s layout).
+
+    Each log `<name>` reads `<name>/span-{SPAN}/<file>`, and the catalogue a
+    snapshot per span under its file's stem.
+    """
+    stem = os.path.splitext(os.path.basename(ingest.catalog.file))[0]
+    return dataclasses.replace(
+        ingest,
+        logs=tuple(
+            dataclasses.replace(log, file=span_file_pattern(log.name, os.path.basename(log.file)))
+            for log in ingest.logs
+        ),
+        catalog=dataclasses.replace(
+            ingest.catalog, file=span_file_pattern(stem, os.path.basename(ingest.catalog.file))
+        ),
+        spans=spans or SpanConfig(),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """One data set's ingest spec, schema file (under schema/), model and gate."""
@@ -59,6 +80,14 @@ PRESETS = {
     # Tags train retrieval too; the gate scores watch events (each carries a rating).
     "movielens": Preset(
         MOVIELENS_INGEST,
+        "schema.pbtxt",
+        ModelConfig(events=TaskEvents(retrieval_eval=("watch",))),
+        GateConfig(),
+    ),
+    # The same MovieLens logs cut into spans (`python -m datagen.partition`): trained on
+    # the last 14 spans, evaluated on the newest.
+    "movielens_spans": Preset(
+        partitioned(MOVIELENS_INGEST),
         "schema.pbtxt",
         ModelConfig(events=TaskEvents(retrieval_eval=("watch",))),
         GateConfig(),

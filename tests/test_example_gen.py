@@ -11,7 +11,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.multilog_example_gen import csv_source, executor
+from components.multilog_example_gen import csv_source, events, executor
 from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
 from contracts.names import CATALOG as CATALOG_SPLIT
 from contracts.names import EVAL, TRAIN
@@ -92,12 +92,12 @@ def test_header_problems_are_named(tmp_path):
 
 
 def test_split_is_stable_seeded_and_near_the_requested_share():
-    splits = [executor.split_of(str(u), str(i), 42, 20) for u in range(100) for i in range(50)]
+    splits = [events.split_of(str(u), str(i), 42, 20) for u in range(100) for i in range(50)]
     assert splits == [
-        executor.split_of(str(u), str(i), 42, 20) for u in range(100) for i in range(50)
+        events.split_of(str(u), str(i), 42, 20) for u in range(100) for i in range(50)
     ]
     assert 0.18 < sum(splits) / len(splits) < 0.22
-    other = [executor.split_of(str(u), str(i), 7, 20) for u in range(100) for i in range(50)]
+    other = [events.split_of(str(u), str(i), 7, 20) for u in range(100) for i in range(50)]
     assert other != splits
 
 
@@ -110,14 +110,14 @@ def catalog_of(*rows):
 def test_event_example_joins_catalogue_and_keeps_optional_rating():
     catalog = catalog_of({"movieId": "1", "title": "Toy Story", "genres": "A|B"})
     row = {"userId": "7", "movieId": "1", "rating": "4.5", "timestamp": "100"}
-    ex = executor.event_example(row, RATINGS, catalog).features.feature
+    ex = events.event_example(row, RATINGS, catalog).features.feature
     assert ex[F.USER_ID].bytes_list.value == [b"7"]
     assert ex[F.TITLE].bytes_list.value == [b"Toy Story"]
     assert ex[F.GENRES].bytes_list.value == [b"A", b"B"]
     assert ex[F.RATING].float_list.value == [4.5]
     assert ex[F.TIMESTAMP].int64_list.value == [100]
     assert ex[F.EVENT_TYPE].bytes_list.value == [b"watch"]
-    unrated = executor.event_example({**row, "rating": ""}, RATINGS, {}).features.feature
+    unrated = events.event_example({**row, "rating": ""}, RATINGS, {}).features.feature
     assert F.RATING not in unrated
     assert unrated[F.TITLE].bytes_list.value == [b""]  # unknown item keeps its event
 
@@ -126,16 +126,16 @@ def test_ids_are_normalised_the_same_in_logs_and_catalogue():
     catalog = catalog_of({"movieId": " 1\t", "title": "Toy Story", "genres": "A"})
     assert list(catalog) == ["1"]
     row = {"userId": " 7 ", "movieId": "1 ", "rating": "4", "timestamp": "100"}
-    ex = executor.event_example(row, RATINGS, catalog).features.feature
+    ex = events.event_example(row, RATINGS, catalog).features.feature
     assert ex[F.USER_ID].bytes_list.value == [b"7"]
     assert ex[F.ITEM_ID].bytes_list.value == [b"1"]
     assert ex[F.TITLE].bytes_list.value == [b"Toy Story"]  # joined after normalisation
     padded = {**row, "movieId": "001"}
-    assert executor.event_example(padded, RATINGS, catalog).features.feature[
+    assert events.event_example(padded, RATINGS, catalog).features.feature[
         F.ITEM_ID
     ].bytes_list.value == [b"001"]  # "001" is not "1": ids are opaque strings
     with pytest.raises(ValueError, match="empty user or item id"):
-        executor.event_example({**row, "userId": "  "}, RATINGS, catalog)
+        events.event_example({**row, "userId": "  "}, RATINGS, catalog)
     with pytest.raises(ValueError, match="movies.csv' line 2: empty item id"):
         catalog_of({"movieId": " ", "title": "X", "genres": ""})
 
@@ -144,11 +144,11 @@ def test_ids_are_normalised_the_same_in_logs_and_catalogue():
 def test_event_example_rejects_ratings_that_are_not_finite_numbers(rating):
     row = {"userId": "7", "movieId": "1", "rating": rating, "timestamp": "100"}
     with pytest.raises(ValueError, match=r"log 'ratings' \(ratings.csv line 9\).*rating"):
-        executor.event_example(row, RATINGS, {}, source="ratings.csv line 9")
+        events.event_example(row, RATINGS, {}, source="ratings.csv line 9")
 
 
 def test_no_genres_placeholder_means_no_genres():
-    feats = executor.catalog_features(
+    feats = events.catalog_features(
         {"movieId": "9", "title": "X", "genres": "(no genres listed)"}, CATALOG
     )
     assert list(feats[F.GENRES].bytes_list.value) == []
@@ -173,10 +173,10 @@ def test_ingest_spec_round_trips_and_validates():
 
 def test_event_from_the_future_is_rejected():
     row = {"userId": "7", "movieId": "1", "rating": "4", "timestamp": "2000"}
-    at_limit = executor.event_example(row, RATINGS, {}, max_timestamp=2000).features.feature
+    at_limit = events.event_example(row, RATINGS, {}, max_timestamp=2000).features.feature
     assert at_limit[F.TIMESTAMP].int64_list.value == [2000]
     with pytest.raises(ValueError, match="timestamp 2000 is in the future"):
-        executor.event_example(row, RATINGS, {}, max_timestamp=1999)
+        events.event_example(row, RATINGS, {}, max_timestamp=1999)
 
 
 def test_identical_rows_are_kept_once_in_file_order(tmp_path):
@@ -184,7 +184,7 @@ def test_identical_rows_are_kept_once_in_file_order(tmp_path):
     first.write_text("u,i,t\n1,2,10\n\n 1,2 ,10\n1,2,11\n1,2,10\n")
     second.write_text("u,i,t\n1,2,11\n3,4,12\n")  # a re-delivered row, then a new one
     files = [(str(first), ["u", "i", "t"]), (str(second), ["u", "i", "t"])]
-    rows = list(executor.unique_rows(files, id_columns=("u", "i")))
+    rows = list(events.unique_rows(files, id_columns=("u", "i")))
     assert [(p[-9:], line, row["t"]) for p, line, row in rows] == [
         ("log-1.csv", 2, "10"),
         ("log-1.csv", 5, "11"),
@@ -205,10 +205,10 @@ def test_a_log_is_every_file_its_pattern_matches(tmp_path):
 
 
 def test_unknown_item_share_is_checked():
-    executor.check_unknown_items("ratings", (0, 10, []), 0.5)
-    executor.check_unknown_items("ratings", (5, 10, ["a"]), 0.5)  # at the limit: a warning
+    events.check_unknown_items("ratings", (0, 10, []), 0.5)
+    events.check_unknown_items("ratings", (5, 10, ["a"]), 0.5)  # at the limit: a warning
     with pytest.raises(ValueError, match=r"log 'ratings': 6 of 10 events \(60.0%\).*\['a', 'b'\]"):
-        executor.check_unknown_items("ratings", (6, 10, ["b", "a"]), 0.5)
+        events.check_unknown_items("ratings", (6, 10, ["b", "a"]), 0.5)
 
 
 def generate(tmp_path, files, spec):
@@ -269,7 +269,7 @@ def test_extra_columns_are_ignored(tmp_path):
     path = tmp_path / "ratings.csv"
     path.write_text("userId,movieId,rating,timestamp,device\n7,1,4.0,100,phone\n")
     [(_, row)] = rows_of(path, csv_source.read_header(str(path)))
-    ex = executor.event_example(row, RATINGS, {}).features.feature
+    ex = events.event_example(row, RATINGS, {}).features.feature
     assert set(ex) == {F.USER_ID, F.ITEM_ID, F.TITLE, F.GENRES, F.EVENT_TYPE, F.TIMESTAMP, F.RATING}
 
 

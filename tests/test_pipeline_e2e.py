@@ -12,7 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
-from components.multilog_example_gen.executor import split_of
+from components.multilog_example_gen.events import split_of
 from components.recommender_evaluator.spec import GateConfig
 from contracts.names import CATALOG, EVAL, MODEL_CONFIG_KEY, TRAIN, TUNING_CONFIG_KEY
 from models.config import ModelConfig, TuningConfig

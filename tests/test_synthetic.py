@@ -10,7 +10,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
-from components.multilog_example_gen.executor import split_of
+from components.multilog_example_gen.events import split_of
 from components.recommender_evaluator.spec import GateConfig
 from datagen.synthetic import FUNNEL, SyntheticConfig, generate, write
 from models.config import ModelConfig, TaskEvents

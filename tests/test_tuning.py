@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.multilog_example_gen.executor import split_of
+from components.multilog_example_gen.events import split_of
 from contracts.hashing import pair_bucket, pair_buckets
 from models import features as F
 from models.config import DCNConfig, ModelConfig, TuningConfig

@@ -78,12 +78,20 @@ def check_columns(path: str, what: str, required: Sequence[str]) -> list[str]:
     return header
 
 
-def read_rows(path: str, header: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+def read_rows(
+    path: str, header: Sequence[str], allow_empty: bool = False
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Yields (line, column -> value) for every data row; blank lines are skipped.
+
+    Args:
+        path: The CSV file.
+        header: Its checked header (`read_header`).
+        allow_empty: Whether a header with no rows is valid (a span of a log
+            may hold no event; a whole log or a catalogue may not).
 
     Raises:
         ValueError: naming the file and line of a row whose field count differs
-            from the header's, or the file if it holds no data row.
+            from the header's, or the file if it holds no data row (unless allowed).
     """
     rows = _rows(path)
     next(rows, None)  # the header, checked by read_header
@@ -100,5 +108,5 @@ def read_rows(path: str, header: Sequence[str]) -> Iterator[tuple[int, dict[str,
             )
         found = True
         yield line, dict(zip(header, values, strict=True))
-    if not found:
+    if not found and not allow_empty:
         raise ValueError(f"{path!r} has a header but no rows")

@@ -1,0 +1,1 @@
+"""ExampleValidator that also checks a span against the previous span (drift)."""

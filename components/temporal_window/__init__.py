@@ -1,0 +1,1 @@
+"""Assembles the rolling window of spans into train / eval / catalog (temporal holdout)."""

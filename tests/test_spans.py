@@ -1,0 +1,169 @@
+"""Time-partitioned logs: the spec, span patterns, the window, drift and the warm start."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from components.anomalies_gate import describe_anomalies, is_drift
+from components.multilog_example_gen import executor
+from components.multilog_example_gen.spans import available_spans, span_pattern, spans_of
+from components.multilog_example_gen.spec import IngestSpec, SpanConfig, partition_kind
+from components.span_validator.executor import previous_span
+from components.temporal_window.executor import choose_spans
+from models import features as F
+from models import warmstart
+from models.config import ModelConfig
+from models.model import build_model
+from pipeline.presets import MOVIELENS_INGEST, partitioned
+
+SPANNED = partitioned(MOVIELENS_INGEST)
+
+
+def test_partition_placeholders_follow_tfx():
+    assert partition_kind("ratings/span-{SPAN}/*.csv") == "span"
+    assert partition_kind("ratings/span-{SPAN:3}/*.csv") == "span"
+    assert partition_kind("ratings/{YYYY}-{MM}-{DD}/part.csv") == "date"
+    assert partition_kind("ratings.csv") is None
+    with pytest.raises(ValueError, match="mixes"):
+        partition_kind("{SPAN}/{YYYY}{MM}{DD}")
+    with pytest.raises(ValueError, match="needs all of"):
+        partition_kind("{YYYY}-{MM}/x.csv")
+    assert span_pattern("r/span-{SPAN:3}/*.csv", 7) == "r/span-007/*.csv"
+    assert span_pattern("r/{YYYY}-{MM}-{DD}/a.csv", 1) == "r/1970-01-02/a.csv"
+    assert span_pattern("movies.csv", 7) == "movies.csv"
+
+
+def test_the_ingest_spec_checks_every_log_is_partitioned():
+    assert SPANNED.logs[0].file == "ratings/span-{SPAN}/ratings.csv"
+    assert SPANNED.partitioned_patterns() == {
+        "ratings": "ratings/span-{SPAN}/ratings.csv",
+        "tags": "tags/span-{SPAN}/tags.csv",
+        "catalog": "movies/span-{SPAN}/movies.csv",
+    }
+    with pytest.raises(ValueError, match=r"\['ratings'\] have none"):
+        IngestSpec(
+            logs=(MOVIELENS_INGEST.logs[0], SPANNED.logs[1]),
+            catalog=SPANNED.catalog,
+            spans=SpanConfig(),
+        )
+    with pytest.raises(ValueError, match="IngestSpec.spans is not set"):
+        IngestSpec(logs=SPANNED.logs, catalog=SPANNED.catalog)
+    with pytest.raises(ValueError, match="window and holdout must be positive"):
+        SpanConfig(window=0)
+    assert [s.name for s in executor.input_splits(SPANNED)] == ["ratings", "tags", "catalog"]
+    assert executor.output_splits(SPANNED) == ("events", "catalog")
+    assert executor.output_splits(MOVIELENS_INGEST) == ("train", "eval", "catalog")
+
+
+def test_available_spans_are_those_every_input_holds(tmp_path):
+    for name, spans in (("ratings", (1, 2, 3, 10)), ("tags", (2, 3, 10)), ("movies", (1, 2, 10))):
+        for span in spans:
+            os.makedirs(tmp_path / name / f"span-{span}")
+            (tmp_path / name / f"span-{span}" / f"{name}.csv").write_text("x\n")
+    os.makedirs(tmp_path / "ratings" / "span-x")
+    (tmp_path / "ratings" / "span-x" / "ratings.csv").write_text("x\n")
+    assert spans_of(str(tmp_path), "ratings/span-{SPAN}/ratings.csv") == {1, 2, 3, 10}
+    assert available_spans(str(tmp_path), SPANNED) == [2, 10]
+    dated = tmp_path / "dated" / "2026-11-30"
+    os.makedirs(dated)
+    (dated / "a.csv").write_text("x\n")
+    assert spans_of(str(tmp_path), "dated/{YYYY}-{MM}-{DD}/*.csv") == {
+        20787
+    }  # days since 1970-01-01
+
+
+def test_the_window_trains_on_the_past_and_holds_out_the_newest():
+    assert choose_spans([5, 1, 2, 3, 4], window=2, holdout=1) == ([3, 4], [5])
+    assert choose_spans([1, 2, 3, 4, 5], window=14, holdout=2) == ([1, 2, 3], [4, 5])
+    with pytest.raises(ValueError, match=r"needs 2 accepted spans .* found \[7\]"):
+        choose_spans([7], window=3, holdout=1)
+
+
+class _Stats:
+    def __init__(self, id_, span):
+        self.id, self.span = id_, span
+
+
+def test_drift_is_checked_against_the_newest_earlier_span():
+    candidates = [_Stats(1, 1), _Stats(4, 2), _Stats(5, 3), _Stats(6, 2)]
+    assert previous_span(candidates, 3).id == 6  # span 2, its re-ingested version
+    assert previous_span(candidates, 1) is None
+
+
+def test_drift_anomalies_are_told_apart_from_schema_anomalies():
+    anomalies = anomalies_pb2.Anomalies()
+    drift = anomalies.anomaly_info["event_type"]
+    drift.short_description = "High Linfty distance between current and previous"
+    drift.reason.add(type=anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH)
+    schema = anomalies.anomaly_info["genres"]
+    schema.short_description = "Unexpected string values"
+    schema.reason.add(type=anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES)
+    assert is_drift(drift) and not is_drift(schema)
+    assert describe_anomalies({"events": anomalies}, drift=True) == [
+        "events/event_type: High Linfty distance between current and previous: "
+    ]
+    assert describe_anomalies({"events": anomalies}, drift=False)[0].startswith("events/genres")
+    assert len(describe_anomalies({"events": anomalies})) == 2
+
+
+def _model(num_users, num_items, dim=2):
+    """A built model with one genre and one title token."""
+    model = build_model(
+        ModelConfig(embedding_dim=dim),
+        num_users,
+        num_items,
+        {F.GENRE_IDS: 1, F.TITLE_TOKENS: 1, F.YEAR_BUCKET: F.YEAR_BUCKETS},
+    )
+    model(
+        {
+            F.USER_IDX: tf.constant([0], tf.int64),
+            F.ITEM_IDX: tf.constant([0], tf.int64),
+            F.GENRE_IDS: tf.zeros([1, F.MAX_GENRES], tf.int64),
+            F.TITLE_TOKENS: tf.zeros([1, F.MAX_TITLE_TOKENS], tf.int64),
+            F.YEAR_BUCKET: tf.zeros([1, 1], tf.int64),
+        }
+    )
+    return model
+
+
+def _vocabs(users, items=("i1",)):
+    return {
+        F.USER_VOCAB: users,
+        F.ITEM_VOCAB: list(items),
+        F.GENRE_VOCAB: ["Drama"],
+        F.TITLE_VOCAB: ["x"],
+    }
+
+
+def test_warm_start_carries_surviving_rows_to_their_new_places(tmp_path):
+    base = _model(2, 1)
+    base.user_tower.embedding.embeddings.assign([[1.0, 1.0], [2.0, 2.0], [9.0, 9.0]])  # a, b, OOV
+    base.rating_tower.output_layer.bias.assign([3.5])
+    warmstart.save(base, _vocabs(["a", "b"]), str(tmp_path))
+
+    new = _model(2, 1)
+    fresh_c = new.user_tower.embedding.embeddings.numpy()[0].copy()
+    summary = warmstart.warm_start(new, _vocabs(["c", "a"]), str(tmp_path))
+    rows = new.user_tower.embedding.embeddings.numpy()
+    np.testing.assert_array_equal(rows[0], fresh_c)  # c is new: its fresh row stays
+    np.testing.assert_array_equal(rows[1], [1.0, 1.0])  # a moved from row 0 to row 1
+    np.testing.assert_array_equal(rows[2], [9.0, 9.0])  # the OOV row is the OOV row
+    assert summary["user_tower/embedding/embeddings"] == "remapped: 2 of 3 rows carried"
+    assert new.rating_tower.output_layer.bias.numpy().tolist() == [3.5]
+    assert summary["rating_tower/output_layer/bias"] == "carried"
+    genres = summary["item_tower/token_embeddings/genre_ids/embeddings"]
+    assert genres == "remapped: 3 of 3 rows carried"  # padding, Drama, OOV
+
+
+def test_warm_start_keeps_fresh_weights_whose_shape_changed(tmp_path):
+    warmstart.save(_model(1, 1), _vocabs(["a"]), str(tmp_path))
+    wider = _model(1, 1, dim=3)
+    summary = warmstart.warm_start(wider, _vocabs(["a"]), str(tmp_path))
+    assert summary["user_tower/embedding/embeddings"].startswith("fresh: width")
+    # Projection of [id, genres, title, year] (4 x dim) to dim.
+    assert summary["item_tower/projection/kernel"] == "fresh: shape (8, 2) != (12, 3)"
+    with pytest.raises(ValueError, match="no warm-start weights"):
+        warmstart.warm_start(wider, _vocabs(["a"]), str(tmp_path / "missing"))
