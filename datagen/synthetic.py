@@ -86,7 +86,8 @@ class PlantedStructure:
         return self.personal_scale * personal + self.popularity
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, elementwise."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -121,7 +122,7 @@ def generate(
             z = (affinity - affinity.mean()) / (affinity.std() + 1e-9)
             steps = [np.ones(len(items), bool)]
             for bias in (-1.6, -1.6, -2.1):  # click, cart, purchase
-                steps.append(steps[-1] & (rng.random(len(items)) < _sigmoid(bias + 0.8 * z)))
+                steps.append(steps[-1] & (rng.random(len(items)) < sigmoid(bias + 0.8 * z)))
             times = clock + np.sort(rng.integers(0, 86_400 * 30, size=len(items)))
             for event, mask in zip(FUNNEL, steps, strict=True):
                 for item, t, zz in zip(items[mask], times[mask], z[mask], strict=True):
@@ -150,12 +151,14 @@ def write(config: SyntheticConfig, out_dir: str) -> PlantedStructure:
     os.makedirs(out_dir, exist_ok=True)
     for event, rows in logs.items():
         header = ["user_id", "item_id", "timestamp"] + (["rating"] if event == "purchase" else [])
-        _write_csv(os.path.join(out_dir, FILES[event]), header, rows)
-    _write_csv(os.path.join(out_dir, "items.csv"), ["item_id", "title", "genres"], catalog)
+        write_csv(os.path.join(out_dir, FILES[event]), header, rows)
+    write_csv(os.path.join(out_dir, "items.csv"), ["item_id", "title", "genres"], catalog)
     return truth
 
 
-def _write_csv(path: str, header: Sequence[str], rows: Sequence[tuple]) -> None:
+def write_csv(path: str, header: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Writes a CSV file atomically (a temporary name, then a rename), creating its directory."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)

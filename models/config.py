@@ -185,6 +185,10 @@ class ModelConfig(jsonable.JsonDataclass):
             given one (time-partitioned logs): ids both vocabularies share keep
             their rows, other weights of unchanged shape are carried over.
         warm_start_epochs: Epochs of a warm-started training (instead of `epochs`).
+        rating_baseline: The rating tower adds to the damped bias model of the
+            training ratings (`models.layers.RatingPrior`, fixed), so the model
+            starts at the baseline the gate compares it with; False starts the
+            tower at the mean rating and lets it learn the biases itself.
     """
 
     embedding_dim: int = 64
@@ -202,6 +206,7 @@ class ModelConfig(jsonable.JsonDataclass):
     scann: ScannConfig = ScannConfig()
     warm_start: bool = True
     warm_start_epochs: int = 1
+    rating_baseline: bool = True
 
     def __post_init__(self) -> None:
         for name in (

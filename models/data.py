@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features as F
+from models.baselines import BiasModel, fit_bias_model
 from models.config import TaskEvents
 
 CATALOG_BATCH = 2048
@@ -60,30 +61,51 @@ class EventStatistics:
             sampling probability of in-batch negatives (logQ correction).
         mean_rating: Mean of the ratings present; initial bias of the rating head.
         num_events: Training events counted.
+        bias: The mean + damped user/item biases of the ratings, over user and item
+            indices (OOV included), when the user vocabulary size was given.
     """
 
     item_probabilities: np.ndarray
     mean_rating: float
     num_events: float = 0.0
+    bias: BiasModel | None = None
 
 
-def event_statistics(dataset: tf.data.Dataset, num_items: int) -> EventStatistics:
-    """Counts item occurrences and averages ratings in one pass over `dataset`.
+def event_statistics(
+    dataset: tf.data.Dataset, num_items: int, num_users: int | None = None
+) -> EventStatistics:
+    """Counts item occurrences, averages ratings and fits the biases in one pass over `dataset`.
+
+    Args:
+        dataset: Batches of transformed training events (rating mask applied).
+        num_items: Item vocabulary size.
+        num_users: User vocabulary size; given, the damped bias model of the
+            rated events is fitted too (`models.baselines.fit_bias_model`).
 
     Raises:
         ValueError: if the dataset holds no event or no rating.
     """
     counts = np.zeros(num_items + F.OOV_BUCKETS, np.float64)
-    rating_sum = rated = 0.0
+    rated_parts = []
     for batch in dataset:
         counts += np.bincount(batch[F.ITEM_IDX].numpy(), minlength=counts.size)
-        mask = batch[F.RATING_MASK].numpy()
-        rating_sum += float(np.sum(batch[F.RATING].numpy() * mask))
-        rated += float(mask.sum())
-    if not counts.sum() or not rated:
-        raise ValueError(f"training data has {counts.sum():.0f} events and {rated:.0f} ratings")
+        mask = batch[F.RATING_MASK].numpy() > 0
+        rated_parts.append(
+            tuple(batch[k].numpy()[mask] for k in (F.USER_IDX, F.ITEM_IDX, F.RATING))
+        )
+    users, items, ratings = (np.concatenate(c) for c in zip(*rated_parts, strict=True))
+    if not counts.sum() or not len(ratings):
+        raise ValueError(f"training data has {counts.sum():.0f} events and {len(ratings)} ratings")
+    bias = None
+    if num_users is not None:
+        bias = fit_bias_model(
+            users, items, ratings, num_users + F.OOV_BUCKETS, num_items + F.OOV_BUCKETS
+        )
     return EventStatistics(
-        (counts / counts.sum()).astype(np.float32), rating_sum / rated, float(counts.sum())
+        (counts / counts.sum()).astype(np.float32),
+        float(ratings.astype(np.float64).mean()),
+        float(counts.sum()),
+        bias,
     )
 
 

@@ -89,7 +89,9 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     search = TuningConfig.from_json_dict(custom[TUNING_CONFIG_KEY])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     _, catalog_files = eval_and_catalog_files(fn_args.eval_files)
-    setup = training.prepare(tf_transform_output, fn_args.train_files, catalog_files)
+    setup = training.prepare(
+        tf_transform_output, fn_args.train_files, catalog_files, events=base.events
+    )
     fit, validation = tuning.tuning_datasets(
         base, search, tf_transform_output, fn_args.train_files, setup
     )

@@ -50,8 +50,11 @@ def embed_catalogue(
     if not ids:
         raise ValueError("the catalogue split is empty: nothing to retrieve")
     oov = model.item_tower(model.item_tower.oov_features())
-    catalogue = Catalogue(tf.concat(ids, 0), tf.concat(titles, 0), tf.concat([*embeddings, oov], 0))
-    return catalogue, tf.concat(idx, 0).numpy()
+    item_idx = tf.concat(idx, 0)
+    catalogue = Catalogue(
+        tf.concat(ids, 0), tf.concat(titles, 0), tf.concat([*embeddings, oov], 0), item_idx
+    )
+    return catalogue, item_idx.numpy()
 
 
 @dataclasses.dataclass(frozen=True)

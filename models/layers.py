@@ -95,9 +95,18 @@ class DCNRatingTower(tf.keras.layers.Layer):
         config: Structure, depth and widths of the tower.
         seed: Seed of the kernel initialisers.
         rating_prior: Initial output bias, typically the mean training rating.
+        residual: The tower predicts what is added to a `RatingPrior`: its output
+            layer starts at zero, so the model starts at the prior.
     """
 
-    def __init__(self, config: DCNConfig, seed: int = 0, rating_prior: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        config: DCNConfig,
+        seed: int = 0,
+        rating_prior: float = 0.0,
+        residual: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.config = config
         self.cross_layers = [
@@ -118,7 +127,10 @@ class DCNRatingTower(tf.keras.layers.Layer):
             for i, width in enumerate(config.deep_layers)
         ]
         self.output_layer = tf.keras.layers.Dense(
-            1, bias_initializer=tf.keras.initializers.Constant(rating_prior), name="rating"
+            1,
+            kernel_initializer="zeros" if residual else "glorot_uniform",
+            bias_initializer=tf.keras.initializers.Constant(0.0 if residual else rating_prior),
+            name="rating",
         )
 
     def call(self, inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
@@ -134,3 +146,34 @@ class DCNRatingTower(tf.keras.layers.Layer):
         if self.config.structure == "parallel":
             deep = tf.concat([crossed, deep], axis=-1)
         return self.output_layer(deep)
+
+
+class RatingPrior(tf.keras.layers.Layer):
+    """mu + b_u + b_i: the damped bias model of the training ratings, fixed.
+
+    The rating tower learns what the user and item representations add to it,
+    so the model starts at the trivial baseline the gate compares it with and,
+    where ratings are sparse, does not fall below it for lack of data.
+
+    Args:
+        mean: Global mean rating mu.
+        user_bias: [num_users + OOV] bias per user index.
+        item_bias: [num_items + OOV] bias per item index.
+    """
+
+    def __init__(self, mean: float, user_bias, item_bias, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = float(mean)
+        self.user_bias = tf.Variable(tf.constant(user_bias, tf.float32), trainable=False)
+        self.item_bias = tf.Variable(tf.constant(item_bias, tf.float32), trainable=False)
+
+    def call(self, user_idx: tf.Tensor, item_idx: tf.Tensor) -> tf.Tensor:
+        """Prior ratings [batch, 1] of user and item indices [batch] (out of range: bias 0)."""
+
+        def lookup(table, idx):
+            inside = idx < tf.size(table, out_type=idx.dtype)
+            values = tf.gather(table, tf.where(inside, idx, tf.zeros_like(idx)))
+            return tf.where(inside, values, 0.0)
+
+        prior = self.mean + lookup(self.user_bias, user_idx) + lookup(self.item_bias, item_idx)
+        return prior[:, None]

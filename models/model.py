@@ -6,8 +6,9 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models import features as F
+from models.baselines import BiasModel
 from models.config import ModelConfig
-from models.layers import DCNRatingTower, ItemTower, UserTower
+from models.layers import DCNRatingTower, ItemTower, RatingPrior, UserTower
 from models.tasks import RatingTask
 
 
@@ -28,6 +29,7 @@ class MultiTaskRecommender(tfrs.Model):
         rating_task: A `RatingTask`.
         retrieval_weight: Weight of the retrieval loss (>= 0).
         rating_weight: Weight of the rating loss (>= 0).
+        rating_prior: Optional `RatingPrior` the rating tower's output is added to.
 
     Raises:
         ValueError: if a weight is negative.
@@ -42,6 +44,7 @@ class MultiTaskRecommender(tfrs.Model):
         rating_task: RatingTask,
         retrieval_weight: float = 1.0,
         rating_weight: float = 1.0,
+        rating_prior: RatingPrior | None = None,
     ):
         super().__init__()
         if retrieval_weight < 0 or rating_weight < 0:
@@ -53,12 +56,16 @@ class MultiTaskRecommender(tfrs.Model):
         self.rating_task = rating_task
         self.retrieval_weight = float(retrieval_weight)
         self.rating_weight = float(rating_weight)
+        self.rating_prior = rating_prior
 
     def call(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Returns user [batch, d], item [batch, d] and rating [batch, 1] outputs."""
         user = self.user_tower(features)
         item = self.item_tower(features)
-        return {"user": user, "item": item, "rating": self.rating_tower((user, item))}
+        rating = self.rating_tower((user, item))
+        if self.rating_prior is not None:
+            rating += self.rating_prior(features[F.USER_IDX], features[F.ITEM_IDX])
+        return {"user": user, "item": item, "rating": rating}
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Returns `retrieval_weight * retrieval_loss + rating_weight * rating_loss`.
@@ -104,7 +111,7 @@ def build_model(
     num_items: int,
     token_vocab_sizes: dict[str, int],
     candidates: tf.data.Dataset | None = None,
-    rating_prior: float = 0.0,
+    rating_prior: float | BiasModel = 0.0,
 ) -> MultiTaskRecommender:
     """Builds the model from a config and the Transform vocabulary sizes.
 
@@ -116,7 +123,9 @@ def build_model(
             (see `ItemTower`).
         candidates: Batched transformed catalogue features; when given, the
             retrieval task reports FactorizedTopK metrics (top-10/100) over them.
-        rating_prior: Initial bias of the rating head (the mean training rating).
+        rating_prior: The mean training rating (the rating head's initial bias),
+            or the damped bias model of the training ratings, which the rating
+            tower then adds to (`RatingPrior`).
     """
     tf.keras.utils.set_random_seed(config.seed)
     item_tower = ItemTower(num_items, token_vocab_sizes, config.embedding_dim, name="item_tower")
@@ -126,11 +135,16 @@ def build_model(
             candidates=candidates.map(lambda f: (f[F.ITEM_IDX], item_tower(f))),
             ks=config.metric_ks,
         )
+    residual = isinstance(rating_prior, BiasModel)
     return MultiTaskRecommender(
         user_tower=UserTower(num_users, config.embedding_dim, name="user_tower"),
         item_tower=item_tower,
         rating_tower=DCNRatingTower(
-            config.dcn, seed=config.seed, rating_prior=rating_prior, name="rating_tower"
+            config.dcn,
+            seed=config.seed,
+            rating_prior=0.0 if residual else float(rating_prior),
+            residual=residual,
+            name="rating_tower",
         ),
         retrieval_task=tfrs.tasks.Retrieval(
             loss=mean_softmax_loss(), metrics=metrics, remove_accidental_hits=True
@@ -138,4 +152,9 @@ def build_model(
         rating_task=RatingTask(),
         retrieval_weight=config.retrieval_weight,
         rating_weight=config.rating_weight,
+        rating_prior=RatingPrior(
+            rating_prior.mean, rating_prior.user_bias, rating_prior.item_bias, name="rating_prior"
+        )
+        if residual
+        else None,
     )

@@ -59,11 +59,14 @@ class Catalogue:
         item_ids: [N] string ids.
         titles: [N] strings.
         embeddings: [N + 1, d] item embeddings; the last row is the OOV item.
+        item_idx: [N] each row's item vocabulary index (what a model's
+            `RatingPrior` is keyed by); None for a model without one.
     """
 
     item_ids: tf.Tensor
     titles: tf.Tensor
     embeddings: tf.Tensor
+    item_idx: tf.Tensor | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +130,7 @@ class ServingModule(tf.Module):
         super().__init__()
         self.user_tower = model.user_tower
         self.rating_tower = model.rating_tower
+        self.rating_prior = getattr(model, "rating_prior", None)
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._raw_spec = tf_transform_output.raw_feature_spec()
         self.num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB)
@@ -160,6 +164,12 @@ class ServingModule(tf.Module):
             resolved = (scann or ScannConfig()).resolved(n, top_k)
             self.scann_depth = resolved["num_reordering_candidates"]
         self.seen = seen
+        if self.rating_prior is not None:
+            if catalogue.item_idx is None:
+                raise ValueError("a model with a rating prior needs Catalogue.item_idx")
+            oov = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
+            rows = tf.concat([tf.cast(catalogue.item_idx, tf.int64), [oov]], 0)
+            self.row_item_idx = tf.Variable(rows, trainable=False)
         self.item_rows = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(self.item_ids, tf.range(n, dtype=tf.int64)),
             default_value=n,
@@ -249,9 +259,12 @@ class ServingModule(tf.Module):
             return ratings
         return tf.clip_by_value(ratings, *self.rating_range)
 
-    def _rate(self, queries: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
+    def _rate(self, queries: tf.Tensor, users: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
         items = tf.gather(self.item_embeddings, item_rows)
-        return self._clip(tf.reshape(self.rating_tower((queries, items)), [-1]))
+        rating = self.rating_tower((queries, items))
+        if self.rating_prior is not None:
+            rating += self.rating_prior(users, tf.gather(self.row_item_idx, item_rows))
+        return self._clip(tf.reshape(rating, [-1]))
 
     @tf.function(
         input_signature=[
@@ -264,9 +277,9 @@ class ServingModule(tf.Module):
         tf.debugging.assert_equal(
             tf.shape(user_id), tf.shape(item_id), message="user_id and item_id must align"
         )
-        queries, _ = self._users(user_id)
+        queries, users = self._users(user_id)
         rows = self.item_rows.lookup(tf.strings.strip(item_id))
-        return {names.RATING_OUTPUT: self._rate(queries, rows)}
+        return {names.RATING_OUTPUT: self._rate(queries, users, rows)}
 
     def _events(self, examples: tf.Tensor):
         """(user_id, item_id, event_type, rating label, has_rating) [B] of serialized events."""
@@ -324,7 +337,7 @@ class ServingModule(tf.Module):
             names.RANK_OUTPUT: rank,
             names.RANK_WITH_SEEN_OUTPUT: rank_with_seen,
             names.POPULAR_RANK_OUTPUT: popular_unseen,
-            names.RATING_OUTPUT: self._rate(queries, rows),
+            names.RATING_OUTPUT: self._rate(queries, users, rows),
             names.BIAS_RATING_OUTPUT: self._clip(bias),
             names.RATING_LABEL_OUTPUT: label,
             names.RATING_WEIGHT_OUTPUT: tf.cast(rated, tf.float32),

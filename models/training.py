@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features as F
-from models.config import ModelConfig
+from models.config import ModelConfig, TaskEvents
 from models.data import (
     CATALOG_BATCH,
     SCAN_BATCH,
@@ -74,17 +74,22 @@ def prepare(
     train_pattern: str | list[str],
     catalog_pattern: str | list[str],
     map_events: EventMap | None = None,
+    events: TaskEvents | None = None,
 ) -> TrainingSetup:
     """Reads vocabulary sizes and training statistics once, for training or tuning.
 
     `map_events`, if given, rewrites every batch of training events first (the
-    benchmarks use it to hide ratings).
+    benchmarks use it to hide ratings); `events` selects the rated events the
+    statistics and the bias prior count (the rating task's).
     """
     require_legacy_keras()
     sizes = vocabulary_sizes(tf_transform_output)
     logging.info("Vocabulary sizes: %s", sizes)
-    events = read_transformed(train_pattern, tf_transform_output, SCAN_BATCH)
-    stats = event_statistics(events.map(map_events) if map_events else events, sizes[F.ITEM_VOCAB])
+    scan = read_transformed(train_pattern, tf_transform_output, SCAN_BATCH)
+    if map_events:
+        scan = scan.map(map_events)
+    scan = with_task_events(scan, dataclasses.replace(events or TaskEvents(), retrieval=()))
+    stats = event_statistics(scan, sizes[F.ITEM_VOCAB], sizes[F.USER_VOCAB])
     catalog = read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
     return TrainingSetup(sizes, stats, catalog)
 
@@ -97,7 +102,7 @@ def new_model(config: ModelConfig, setup: TrainingSetup) -> MultiTaskRecommender
         num_items=setup.sizes[F.ITEM_VOCAB],
         token_vocab_sizes=token_vocab_sizes(setup.sizes),
         candidates=setup.catalog,
-        rating_prior=setup.stats.mean_rating,
+        rating_prior=setup.stats.bias if config.rating_baseline else setup.stats.mean_rating,
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     return model
@@ -115,7 +120,8 @@ def train(
 ) -> tuple[MultiTaskRecommender, dict[str, Any]]:
     """Fits the model and returns it with its final validation metrics.
 
-    The metrics also hold `epochs`, `fit_seconds` and `warm_start` (what
+    The metrics also hold `epochs`, `fit_seconds` (the fit phases, validation
+    excluded), `epoch_seconds`, the Keras `history` and `warm_start` (what
     `models.warmstart.warm_start` did to each weight; empty for a cold start).
 
     Args:
@@ -130,7 +136,7 @@ def train(
         warm_start_from: Directory of a base model's warm-start weights
             (`models.warmstart`); training then runs `config.warm_start_epochs`.
     """
-    setup = prepare(tf_transform_output, train_pattern, catalog_pattern, map_events)
+    setup = prepare(tf_transform_output, train_pattern, catalog_pattern, map_events, config.events)
     model = new_model(config, setup)
     train_ds = read_transformed(
         train_pattern, tf_transform_output, config.batch_size, config.shuffle_buffer, config.seed
@@ -156,6 +162,8 @@ def train(
     final["train_examples_per_second"] = meter.examples_per_second()
     final["epochs"] = float(epochs)
     final["fit_seconds"] = float(sum(meter.seconds))
+    final["epoch_seconds"] = [float(s) for s in meter.seconds]
+    final["history"] = {k: [float(x) for x in v] for k, v in history.history.items()}
     logging.info("Final metrics: %s", final)
     return model, {**final, "warm_start": started_from}
 

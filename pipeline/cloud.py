@@ -139,7 +139,12 @@ class CloudConfig(jsonable.JsonDataclass):
                 serving_image_uri=self.serving_image_uri,
             )
         config = PipelineConfig.from_json_dict(
-            {**fields, "beam_pipeline_args": self.beam_pipeline_args()}
+            {
+                **fields,
+                "beam_pipeline_args": self.beam_pipeline_args(),
+                "window_from_logs": fields["ingest"].get("spans") is not None,
+                "span_runtime_parameter": fields["ingest"].get("spans") is not None,
+            }
         )
         return dataclasses.replace(config, vertex=vertex)
 

@@ -93,6 +93,16 @@ class PipelineConfig(jsonable.JsonDataclass):
             (a backfill); None ingests the newest span every log holds.
         ingest_only: Build only the ingestion and validation of a span
             (ExampleGen, statistics, validation), as a catch-up of earlier spans does.
+        window_from_logs: With spans, ExampleGen re-reads the whole window every
+            run and splits it (train: the earlier spans, eval: the newest)
+            instead of ingesting one span and resolving the window in ML
+            Metadata; for orchestrators without span-range resolution (TFX
+            1.16's KubeflowV2DagRunner compiles latest-artifact and
+            latest-blessed-model resolvers only). No drift check, no warm start.
+        span_runtime_parameter: With spans, ExampleGen's `range_config` is a
+            runtime parameter of the compiled spec, `range_config`: empty (the
+            default, what schedules pass) ingests the newest span delivered;
+            a RangeConfig JSON pins a span (`scripts/submit_pipeline.py --run_date`).
     """
 
     pipeline_name: str
@@ -110,6 +120,8 @@ class PipelineConfig(jsonable.JsonDataclass):
     vertex: VertexConfig | None = None
     ingest_span: int | None = None
     ingest_only: bool = False
+    window_from_logs: bool = False
+    span_runtime_parameter: bool = False
 
     def __post_init__(self) -> None:
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_root"):
@@ -119,10 +131,17 @@ class PipelineConfig(jsonable.JsonDataclass):
             raise ValueError(
                 f"model_name must be alphanumeric with - or _, got {self.model_name!r}"
             )
-        if self.ingest.spans is None and (self.ingest_span is not None or self.ingest_only):
+        spanned = (
+            self.ingest_span is not None,
+            self.ingest_only,
+            self.window_from_logs,
+            self.span_runtime_parameter,
+        )
+        if self.ingest.spans is None and any(spanned):
             raise ValueError(
-                "ingest_span and ingest_only need time-partitioned logs (IngestSpec.spans), "
-                f"got ingest_span={self.ingest_span}, ingest_only={self.ingest_only}"
+                "ingest_span, ingest_only, window_from_logs and span_runtime_parameter need "
+                "time-partitioned logs "
+                f"(IngestSpec.spans), got {spanned}"
             )
         if self.ingest_span is not None and self.ingest_span < 0:
             raise ValueError(f"ingest_span must be >= 0, got {self.ingest_span}")

@@ -31,6 +31,8 @@ from pipeline.warm_start import PreviousWindowModelStrategy
 
 SPAN_VERSION_ORDER = ("mlmd_artifact.create_time_since_epoch", "id")
 """Of several artifacts of one span (a re-ingested span), the newest wins."""
+RANGE_CONFIG_PARAMETER = "range_config"
+"""Runtime parameter of a compiled spec pinning the span ExampleGen ingests ("" = newest)."""
 RECENT_STATISTICS = 8
 """Latest statistics the drift check looks among for the previous span's."""
 PREPROCESSING_FN = "models.entrypoints.preprocessing_fn"
@@ -58,9 +60,13 @@ def create_pipeline(
     Returns:
         The TFX pipeline.
     """
-    spans = config.ingest.spans
+    by_span = config.ingest.spans is not None and not config.window_from_logs
+    spans = config.ingest.spans if by_span else None
     example_gen = MultiLogExampleGen(
-        input_base=config.data_root, ingest=config.ingest, range_config=_range(config)
+        input_base=config.data_root,
+        ingest=config.ingest,
+        range_config=_range(config),
+        read_window=config.window_from_logs,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
@@ -181,8 +187,16 @@ def _pipeline(config: PipelineConfig, components: list, connection) -> tfx.dsl.P
     )
 
 
-def _range(config: PipelineConfig) -> range_config_pb2.RangeConfig | None:
-    """A static range pinning ExampleGen's span (a backfill), or None for the newest."""
+def _range(config: PipelineConfig):
+    """ExampleGen's range: the runtime parameter, a pinned span, or None for the newest.
+
+    A static range pins the span to ingest (a catch-up or backfill); the runtime
+    parameter `range_config` lets each run of a compiled spec decide.
+    """
+    if config.span_runtime_parameter:
+        return tfx.dsl.experimental.RuntimeParameter(
+            name=RANGE_CONFIG_PARAMETER, ptype=str, default=""
+        )
     if config.ingest_span is None:
         return None
     span = config.ingest_span

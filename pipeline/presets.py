@@ -108,6 +108,11 @@ PRESETS = {
         GateConfig(max_rmse=1.5, min_top_k_accuracy=0.05),
     ),
 }
+# The synthetic funnel over days (`python -m datagen.timeline`): trained on the last 14
+# days, evaluated on the newest; the relative gate only (no absolute floor).
+PRESETS["synthetic_spans"] = dataclasses.replace(
+    PRESETS["synthetic"], ingest=partitioned(SYNTHETIC_INGEST), gate=GateConfig()
+)
 
 
 def preset_fields(name: str, schema_dir: str) -> dict[str, Any]:
@@ -125,7 +130,7 @@ def preset_fields(name: str, schema_dir: str) -> dict[str, Any]:
         raise ValueError(f"unknown dataset preset {name!r}; known: {sorted(PRESETS)}")
     preset = PRESETS[name]
     return {
-        "pipeline_name": f"recommender-{name}",
+        "pipeline_name": f"recommender-{name.replace('_', '-')}",
         "ingest": jsonable.to_json_dict(preset.ingest),
         "schema_path": os.path.join(schema_dir, preset.schema_file),
         "model": jsonable.to_json_dict(preset.model),

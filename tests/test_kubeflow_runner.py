@@ -14,6 +14,7 @@ import kubeflow_runner
 from pipeline.cloud import CloudConfig, parse_args
 from pipeline.pipeline import create_pipeline
 from pipeline.presets import PRESETS
+from scripts import submit_pipeline as submit
 
 IMAGE = "europe-docker.pkg.dev/my-project/rec/pipeline:1.0"
 ROOTS = {
@@ -167,3 +168,59 @@ def test_pipeline_image_copies_every_package_the_components_import():
     }
     assert packages <= copied, packages - copied
     assert "schema" in copied
+
+
+def test_time_partitioned_logs_compile_with_the_window_read_from_the_logs(tmp_path):
+    spec = _compile(tmp_path, dataset="movielens_spans")
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob())
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert "TemporalWindow" not in tasks and "SpanGate" not in tasks  # no span-range resolution
+    assert spec["pipelineSpec"]["root"]["inputDefinitions"]["parameters"] == {
+        "range_config": {"type": "STRING"}
+    }
+    example_gen = tasks["MultiLogExampleGen"]["inputs"]["parameters"]
+    assert example_gen["range_config"] == {"componentInputParameter": "range_config"}
+    custom = json.loads(
+        example_gen["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
+    )
+    assert custom["read_window"] is True
+    assert custom["ingest_spec"]["spans"] == {"window": 14, "holdout": 1, "drift_blocks": False}
+    config = CloudConfig(**REQUIRED, dataset="movielens_spans").pipeline_config()
+    assert config.window_from_logs and config.span_runtime_parameter
+
+
+def test_submission_pins_a_span_or_leaves_it_to_the_data(tmp_path):
+    spans = _compile(tmp_path, dataset="movielens_spans")
+    assert submit.parameter_values(spans, None, None) == {"range_config": ""}
+    pinned = json.loads(submit.parameter_values(spans, "2026-11-30", None)["range_config"])
+    assert pinned == {"static_range": {"start_span_number": 20787, "end_span_number": 20787}}
+    assert json.loads(submit.parameter_values(spans, None, 3)["range_config"])["static_range"] == {
+        "start_span_number": 3,
+        "end_span_number": 3,
+    }
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        submit.parameter_values(spans, "30/11/2026", None)
+    snapshot = _compile(tmp_path)
+    assert submit.parameter_values(snapshot, None, None) == {}
+    with pytest.raises(ValueError, match="no spans"):
+        submit.parameter_values(snapshot, None, 3)
+    args = submit.parse_args(["kfp", "--host", "h", "--schedule", "0 3 * * *"])
+    assert (args.target, args.schedule, args.span) == ("kfp", "0 3 * * *", None)
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spans))
+    with pytest.raises(ValueError, match="a schedule ingests the newest span"):
+        submit.main(
+            [
+                "vertex",
+                "--project",
+                "p",
+                "--region",
+                "r",
+                "--spec",
+                str(spec_file),
+                "--schedule",
+                "0 3 * * *",
+                "--span",
+                "3",
+            ]
+        )

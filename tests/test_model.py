@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models import features as F
+from models.baselines import BiasModel, fit_bias_model
 from models.config import DCNConfig, ModelConfig, TaskEvents
 from models.data import event_statistics, with_item_probability, with_task_events
 from models.layers import DCNRatingTower, ItemTower, UserTower
@@ -219,6 +220,7 @@ def test_model_config_round_trips_and_validates():
 
 def test_event_statistics_and_sampling_probabilities_are_hand_worked():
     batch = {
+        F.USER_IDX: tf.constant([0, 0, 1, 1], tf.int64),
         F.ITEM_IDX: tf.constant([0, 1, 1, 2], tf.int64),
         F.RATING: tf.constant([4.0, 0.0, 2.0, 0.0]),
         F.RATING_MASK: tf.constant([1.0, 0.0, 1.0, 0.0]),
@@ -238,6 +240,46 @@ def test_event_statistics_and_sampling_probabilities_are_hand_worked():
     unrated = {**batch, F.RATING_MASK: tf.zeros([4])}
     with pytest.raises(ValueError, match="8 events and 0 ratings"):
         event_statistics(tf.data.Dataset.from_tensors(unrated).repeat(2), num_items=3)
+
+
+def test_event_statistics_fit_the_bias_prior_on_the_rated_events_only():
+    batch = {
+        F.USER_IDX: tf.constant([0, 0, 1, 1], tf.int64),
+        F.ITEM_IDX: tf.constant([0, 1, 1, 2], tf.int64),
+        F.RATING: tf.constant([4.0, 5.0, 2.0, 1.0]),
+        F.RATING_MASK: tf.constant([1.0, 0.0, 1.0, 0.0]),  # 5.0 and 1.0 are not ratings
+    }
+    stats = event_statistics(tf.data.Dataset.from_tensors(batch), num_items=3, num_users=2)
+    expected = fit_bias_model(
+        np.array([0, 1]), np.array([0, 1]), np.array([4.0, 2.0]), num_users=3, num_items=4
+    )
+    assert stats.bias.mean == pytest.approx(3.0)
+    np.testing.assert_allclose(stats.bias.user_bias, expected.user_bias)
+    np.testing.assert_allclose(stats.bias.item_bias, expected.item_bias)
+    # One sweep by hand: b_i0 = (4 - 3) / (1 + 10); b_u0 = (4 - 3 - b_i0) / (1 + 10).
+    one = fit_bias_model(np.array([0, 1]), np.array([0, 1]), np.array([4.0, 2.0]), 3, 4, sweeps=1)
+    assert one.item_bias[0] == pytest.approx(1 / 11)
+    assert one.user_bias[0] == pytest.approx((1 - 1 / 11) / 11)
+
+
+def test_the_rating_tower_adds_to_the_bias_prior_and_starts_at_it():
+    bias = BiasModel(3.0, np.array([0.5, -0.5, 0.0]), np.array([0.25, 0.0, 0.0]))
+    model = build_model(ModelConfig(embedding_dim=4), 2, 2, {F.GENRE_IDS: 2}, rating_prior=bias)
+    features = {
+        F.USER_IDX: tf.constant([0, 1, 2]),
+        F.ITEM_IDX: tf.constant([0, 1, 2]),
+        F.GENRE_IDS: tf.zeros([3, 10], tf.int64),
+    }
+    np.testing.assert_allclose(
+        model(features)["rating"].numpy()[:, 0], [3.75, 2.5, 3.0], rtol=1e-6
+    )  # the residual tower starts at 0
+    assert not model.rating_prior.trainable_variables  # fixed: not fitted by gradient
+    outside = model.rating_prior(tf.constant([7], tf.int64), tf.constant([9], tf.int64))
+    assert float(outside[0, 0]) == 3.0  # indices past the tables: no bias
+    mean_start = build_model(ModelConfig(embedding_dim=4), 2, 2, {F.GENRE_IDS: 2}, rating_prior=3.5)
+    assert mean_start.rating_prior is None
+    mean_start(features)
+    assert float(mean_start.rating_tower.output_layer.bias[0]) == 3.5
 
 
 def test_logq_correction_changes_the_retrieval_loss_by_the_hand_worked_amount():

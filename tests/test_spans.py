@@ -1,18 +1,21 @@
 """Time-partitioned logs: the spec, span patterns, the window, drift and the warm start."""
 
+import json
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
 
 from components.anomalies_gate import describe_anomalies, is_drift
 from components.multilog_example_gen import executor
 from components.multilog_example_gen.spans import available_spans, span_pattern, spans_of
 from components.multilog_example_gen.spec import IngestSpec, SpanConfig, partition_kind
 from components.span_validator.executor import previous_span
-from components.temporal_window.executor import choose_spans
 from models import features as F
 from models import warmstart
 from models.config import ModelConfig
@@ -76,10 +79,10 @@ def test_available_spans_are_those_every_input_holds(tmp_path):
 
 
 def test_the_window_trains_on_the_past_and_holds_out_the_newest():
-    assert choose_spans([5, 1, 2, 3, 4], window=2, holdout=1) == ([3, 4], [5])
-    assert choose_spans([1, 2, 3, 4, 5], window=14, holdout=2) == ([1, 2, 3], [4, 5])
+    assert SpanConfig(window=2, holdout=1).split([5, 1, 2, 3, 4]) == ([3, 4], [5])
+    assert SpanConfig(window=14, holdout=2).split([1, 2, 3, 4, 5]) == ([1, 2, 3], [4, 5])
     with pytest.raises(ValueError, match=r"needs 2 accepted spans .* found \[7\]"):
-        choose_spans([7], window=3, holdout=1)
+        SpanConfig(window=3, holdout=1).split([7])
 
 
 class _Stats:
@@ -167,3 +170,75 @@ def test_warm_start_keeps_fresh_weights_whose_shape_changed(tmp_path):
     assert summary["item_tower/projection/kernel"] == "fresh: shape (8, 2) != (12, 3)"
     with pytest.raises(ValueError, match="no warm-start weights"):
         warmstart.warm_start(wider, _vocabs(["a"]), str(tmp_path / "missing"))
+
+
+def write_spans(root, spans):
+    """ratings/tags/movies per span; span s rates item s by users u1 and u2."""
+    for s in spans:
+        for name, text in (
+            (
+                "ratings",
+                f"userId,movieId,rating,timestamp\nu1,{s},4,{100 + s}\nu2,{s},3,{100 + s}\n",
+            ),
+            ("tags", "userId,movieId,tag,timestamp\n"),  # a span may hold no tag
+            (
+                "movies",
+                "movieId,title,genres\n" + "".join(f"{i},T{i},Drama\n" for i in range(1, s + 1)),
+            ),
+        ):
+            path = root / name / f"span-{s}" / f"{name}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+
+def run_example_gen(root, spec, span, read_window=False):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "out" / f"{span}-{read_window}")
+    input_config = example_gen_pb2.Input(splits=executor.input_splits(spec))
+    executor.Executor().Do(
+        {},
+        {standard_component_specs.EXAMPLES_KEY: [examples]},
+        {
+            standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+            standard_component_specs.OUTPUT_CONFIG_KEY: "{}",
+            standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(
+                {
+                    executor.INGEST_SPEC_KEY: spec.to_json_dict(),
+                    executor.READ_WINDOW_KEY: read_window,
+                }
+            ),
+            standard_component_specs.INPUT_BASE_KEY: str(root),
+            "span": span,
+            "version": None,
+        },
+    )
+    items = {}
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        files = tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*"))
+        records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        items[split] = sorted(
+            tf.train.Example.FromString(r.numpy()).features.feature[F.ITEM_ID].bytes_list.value[0]
+            for r in records
+        )
+    return examples, items
+
+
+def test_example_gen_ingests_one_span_or_reads_the_window(tmp_path):
+    write_spans(tmp_path, (1, 2, 3))
+    artifact, items = run_example_gen(tmp_path, SPANNED, 2)
+    assert (artifact.span, artifact.version) == (2, 0)
+    assert items == {"events": [b"2", b"2"], "catalog": [b"1", b"2"]}
+    spec = partitioned(MOVIELENS_INGEST, SpanConfig(window=1, holdout=1))
+    artifact, items = run_example_gen(tmp_path, spec, 3, read_window=True)
+    assert items == {"train": [b"2", b"2"], "eval": [b"3", b"3"], "catalog": [b"1", b"2", b"3"]}
+    assert artifact.get_string_custom_property("train_spans") == "[2]"
+    assert artifact.get_string_custom_property("eval_spans") == "[3]"
+
+
+def test_a_span_without_any_event_fails_naming_it(tmp_path):
+    write_spans(tmp_path, (1,))
+    (tmp_path / "ratings" / "span-1" / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n"
+    )
+    with pytest.raises(Exception, match="span 1 holds no event"):
+        run_example_gen(tmp_path, SPANNED, 1)

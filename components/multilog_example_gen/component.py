@@ -35,6 +35,7 @@ class MultiLogExampleGen(FileBasedExampleGen):
         input_base: str,
         ingest: IngestSpec,
         range_config: range_config_pb2.RangeConfig | data_types.RuntimeParameter | None = None,
+        read_window: bool = False,
     ):
         """Builds the component.
 
@@ -43,10 +44,16 @@ class MultiLogExampleGen(FileBasedExampleGen):
             ingest: Which files are logs, which is the catalogue, and how to split.
             range_config: With spans, a static range pinning the span to ingest
                 (a backfill); None ingests the newest.
+            read_window: With spans, read the whole rolling window ending at
+                that span from the logs and split it train (earlier spans) / eval
+                (the newest), for orchestrators that cannot resolve span ranges.
         """
         super().__init__(
             input_base=input_base,
             input_config=example_gen_pb2.Input(splits=executor.input_splits(ingest)),
-            custom_config={executor.INGEST_SPEC_KEY: ingest.to_json_dict()},
+            custom_config={
+                executor.INGEST_SPEC_KEY: ingest.to_json_dict(),
+                executor.READ_WINDOW_KEY: read_window,
+            },
             range_config=range_config,
         )

@@ -42,20 +42,41 @@ from components.multilog_example_gen.events import (
     split_of,
     unique_rows,
 )
-from components.multilog_example_gen.spans import span_pattern
+from components.multilog_example_gen.spans import available_spans, span_pattern
 from components.multilog_example_gen.spec import CatalogSpec, IngestSpec
 from contracts.ids import normalize_id
-from contracts.names import CATALOG, EVAL, EVENT_SPLITS, EVENTS, SPAN_SPLITS, TRAIN
+from contracts.names import (
+    CATALOG,
+    EVAL,
+    EVAL_SPANS_PROPERTY,
+    EVENT_SPLITS,
+    EVENTS,
+    SPAN_SPLITS,
+    TRAIN,
+    TRAIN_SPANS_PROPERTY,
+)
 from models import features as F
 
 INGEST_SPEC_KEY = "ingest_spec"
+READ_WINDOW_KEY = "read_window"
+"""custom_config key: with spans, read the whole window from the logs (see `window_plan`)."""
 DATA_FILE = "data_tfrecord"
 """Split files are `Split-<name>/data_tfrecord-*.gz`, as TFX's ExampleGen writes them."""
 
 
-def output_splits(spec: IngestSpec) -> tuple[str, ...]:
+def output_splits(spec: IngestSpec, read_window: bool = False) -> tuple[str, ...]:
     """Splits of the Examples: train/eval/catalog, or events/catalog for one span."""
-    return SPAN_SPLITS if spec.spans else (*EVENT_SPLITS, CATALOG)
+    return SPAN_SPLITS if spec.spans and not read_window else (*EVENT_SPLITS, CATALOG)
+
+
+def window_plan(spec: IngestSpec, root: str, newest: int) -> tuple[list[int], list[int]]:
+    """(train spans, eval spans) of the window ending at span `newest`, read from the logs.
+
+    For orchestrators without span-range resolution: the spans every input
+    holds up to `newest`, the last `window + holdout` of them.
+    """
+    spans = [s for s in available_spans(root, spec) if s <= newest]
+    return spec.spans.split(spans[-(spec.spans.window + spec.spans.holdout) :])
 
 
 def input_splits(spec: IngestSpec) -> list[example_gen_pb2.Input.Split]:
@@ -168,8 +189,17 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         spec = ingest_spec(exec_properties)
+        window = _read_window(exec_properties)
         artifact = artifact_utils.get_single_instance(examples)
-        artifact.split_names = artifact_utils.encode_split_names(list(output_splits(spec)))
+        artifact.split_names = artifact_utils.encode_split_names(list(output_splits(spec, window)))
+        if window:
+            train, held_out = window_plan(
+                spec,
+                exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                int(exec_properties[example_gen_utils.SPAN_PROPERTY_NAME]),
+            )
+            artifact.set_string_custom_property(TRAIN_SPANS_PROPERTY, json.dumps(train))
+            artifact.set_string_custom_property(EVAL_SPANS_PROPERTY, json.dumps(held_out))
         if spec.spans:
             # TFX's driver records span/version as custom properties only; the
             # properties are what StatisticsGen and ExampleValidator pass on and
@@ -204,7 +234,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         span = exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) if spec.spans else None
         if spec.spans is not None and span is None:
             raise ValueError("time-partitioned logs need the span TFX's driver resolves")
-        events, catalog = read_events(pipeline, spec, root, span)
+        if _read_window(exec_properties):
+            return self._window_by_beam(pipeline, spec, root, int(span))
+        events, catalog = pipeline | "Read" >> ReadEvents(spec, root, span)
         serialized = {
             CATALOG: catalog | "CatalogExample" >> beam.Map(_to_catalog_example),
         }
@@ -220,97 +252,134 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 ),
                 2,
             )
-        return {
-            name: records
-            | f"Serialize[{name}]" >> beam.Map(lambda ex: ex.SerializeToString(deterministic=True))
-            for name, records in serialized.items()
+        return _serialized(serialized)
+
+    def _window_by_beam(
+        self, pipeline: beam.Pipeline, spec: IngestSpec, root: str, newest: int
+    ) -> dict[str, beam.pvalue.PCollection]:
+        """train/eval/catalog of the window ending at `newest`, every span read from the logs."""
+        train, held_out = window_plan(spec, root, newest)
+        read = {
+            s: pipeline | f"Read[span {s}]" >> ReadEvents(spec, root, s) for s in train + held_out
         }
+        return _serialized(
+            {
+                TRAIN: [read[s][0] for s in train] | "Train" >> beam.Flatten(),
+                EVAL: [read[s][0] for s in held_out] | "Eval" >> beam.Flatten(),
+                CATALOG: read[held_out[-1]][1] | "CatalogExample" >> beam.Map(_to_catalog_example),
+            }
+        )
 
 
-def read_events(
-    pipeline: beam.Pipeline, spec: IngestSpec, root: str, span: int | None
-) -> tuple[beam.pvalue.PCollection, beam.pvalue.PCollection]:
-    """Reads every log (of one span, if given) and the catalogue.
+def _read_window(exec_properties: dict[str, Any]) -> bool:
+    custom = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+    return bool(custom.get(READ_WINDOW_KEY))
 
-    Returns:
-        (event tf.Examples in log order, (item id, catalogue features) entries).
 
-    Raises:
-        ValueError: naming the file of a missing file or column (before any
-            Beam work), or, later, the row of a bad value.
-    """
-
-    def resolve(pattern: str) -> str:
-        return pattern if span is None else span_pattern(pattern, span)
-
-    where = "" if span is None else f" (span {span})"
-    catalog_path = os.path.join(root, resolve(spec.catalog.file))
-    catalog_header = check_columns(catalog_path, "catalogue", spec.catalog.required_columns)
-    log_files = {
-        log.name: [
-            (path, check_columns(path, f"log {log.name!r}", log.required_columns))
-            for path in match_files(root, resolve(log.file), f"log {log.name!r}{where}")
-        ]
-        for log in spec.logs
+def _serialized(splits: dict[str, beam.pvalue.PCollection]) -> dict[str, beam.pvalue.PCollection]:
+    return {
+        name: records
+        | f"Serialize[{name}]" >> beam.Map(lambda ex: ex.SerializeToString(deterministic=True))
+        for name, records in splits.items()
     }
 
-    catalog = _read_csv(
-        pipeline, "catalog", catalog_path, catalog_header
-    ) | "CatalogEntry" >> beam.Map(_catalog_entry, spec=spec.catalog, path=catalog_path)
-    _ = catalog | "CatalogIds" >> beam.combiners.ToList() | beam.Map(_check_unique)
-    catalog_side = beam.pvalue.AsDict(catalog)
 
-    max_timestamp = int(time.time()) + FUTURE_TOLERANCE_S
-    logs = {log.name: log for log in spec.logs}
-    allow_empty = span is not None
-    # One Create holding every log, read in order: the events come out in the
-    # same order run after run (separate reads would interleave at random).
-    rows = (
-        pipeline
-        | "Logs" >> beam.Create([log.name for log in spec.logs])
-        | "ReadLogs"
-        >> beam.FlatMap(
-            lambda name: (
-                (name, *entry)
-                for entry in unique_rows(
-                    log_files[name],
-                    (logs[name].user_column, logs[name].item_column),
-                    allow_empty=allow_empty,
+class ReadEvents(beam.PTransform):
+    """Reads every log (of one span, if given) and the catalogue.
+
+    Files and columns are checked when the transform is built, before any
+    Beam work; a bad value fails later, naming its row. Applied to a pipeline,
+    it gives (event tf.Examples in log order, (item id, catalogue features)
+    entries).
+
+    Args:
+        spec: The ingest spec.
+        root: The data root.
+        span: The span to read (its files only), or None for a snapshot.
+
+    Raises:
+        ValueError: naming the file of a missing file or column.
+    """
+
+    def __init__(self, spec: IngestSpec, root: str, span: int | None):
+        super().__init__()
+        self.spec, self.span = spec, span
+
+        def resolve(pattern: str) -> str:
+            return pattern if span is None else span_pattern(pattern, span)
+
+        where = "" if span is None else f" (span {span})"
+        self.catalog_path = os.path.join(root, resolve(spec.catalog.file))
+        self.catalog_header = check_columns(
+            self.catalog_path, "catalogue", spec.catalog.required_columns
+        )
+        self.log_files = {
+            log.name: [
+                (path, check_columns(path, f"log {log.name!r}", log.required_columns))
+                for path in match_files(root, resolve(log.file), f"log {log.name!r}{where}")
+            ]
+            for log in spec.logs
+        }
+
+    def expand(self, pbegin):  # noqa: D102
+        spec, span, log_files = self.spec, self.span, self.log_files
+        catalog = _read_csv(
+            pbegin, "catalog", self.catalog_path, self.catalog_header
+        ) | "CatalogEntry" >> beam.Map(_catalog_entry, spec=spec.catalog, path=self.catalog_path)
+        _ = catalog | "CatalogIds" >> beam.combiners.ToList() | beam.Map(_check_unique)
+        catalog_side = beam.pvalue.AsDict(catalog)
+
+        max_timestamp = int(time.time()) + FUTURE_TOLERANCE_S
+        logs = {log.name: log for log in spec.logs}
+        allow_empty = span is not None
+        # One Create holding every log, read in order: the events come out in the
+        # same order run after run (separate reads would interleave at random).
+        rows = (
+            pbegin
+            | "Logs" >> beam.Create([log.name for log in spec.logs])
+            | "ReadLogs"
+            >> beam.FlatMap(
+                lambda name: (
+                    (name, *entry)
+                    for entry in unique_rows(
+                        log_files[name],
+                        (logs[name].user_column, logs[name].item_column),
+                        allow_empty=allow_empty,
+                    )
                 )
             )
         )
-    )
-    events = rows | "ToExample" >> beam.Map(
-        lambda entry, catalog: event_example(
-            entry[3],
-            logs[entry[0]],
-            catalog,
-            max_timestamp,
-            source=f"{entry[1]!r} line {entry[2]}",
-        ),
-        catalog=catalog_side,
-    )
-    _ = (
-        rows
-        | "CatalogHit"
-        >> beam.Map(
-            lambda entry, catalog: (
-                entry[0],
-                _is_known(entry[3][logs[entry[0]].item_column], catalog),
+        events = rows | "ToExample" >> beam.Map(
+            lambda entry, catalog: event_example(
+                entry[3],
+                logs[entry[0]],
+                catalog,
+                max_timestamp,
+                source=f"{entry[1]!r} line {entry[2]}",
             ),
             catalog=catalog_side,
         )
-        | "CountUnknown" >> beam.CombinePerKey(UnknownItems())
-        | "CheckUnknown"
-        >> beam.Map(lambda counted: check_unknown_items(*counted, spec.max_unknown_item_share))
-    )
-    if span is not None:
         _ = (
             rows
-            | "CountEvents" >> beam.combiners.Count.Globally()
-            | "CheckSpan" >> beam.Map(_check_span_has_events, span=span, logs=sorted(log_files))
+            | "CatalogHit"
+            >> beam.Map(
+                lambda entry, catalog: (
+                    entry[0],
+                    _is_known(entry[3][logs[entry[0]].item_column], catalog),
+                ),
+                catalog=catalog_side,
+            )
+            | "CountUnknown" >> beam.CombinePerKey(UnknownItems())
+            | "CheckUnknown"
+            >> beam.Map(lambda counted: check_unknown_items(*counted, spec.max_unknown_item_share))
         )
-    return events, catalog
+        if span is not None:
+            _ = (
+                rows
+                | "CountEvents" >> beam.combiners.Count.Globally()
+                | "CheckSpan" >> beam.Map(_check_span_has_events, span=span, logs=sorted(log_files))
+            )
+        return events, catalog
 
 
 def _check_span_has_events(count: int, span: int, logs: list[str]) -> None:

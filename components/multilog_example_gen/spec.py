@@ -128,6 +128,21 @@ class SpanConfig:
                 f"SpanConfig.window and holdout must be positive, got {self.window}, {self.holdout}"
             )
 
+    def split(self, spans: list[int]) -> tuple[list[int], list[int]]:
+        """(train spans, eval spans): the newest `holdout` spans and up to `window` before.
+
+        Raises:
+            ValueError: with fewer than `holdout + 1` spans.
+        """
+        spans = sorted(spans)
+        if len(spans) <= self.holdout:
+            raise ValueError(
+                f"the temporal window needs {self.holdout + 1} accepted spans ({self.holdout} "
+                f"to evaluate, at least one before them to train on), found {spans}. Ingest "
+                "earlier spans first (local_runner.py ingests every span it has not seen)"
+            )
+        return spans[: -self.holdout][-self.window :], spans[-self.holdout :]
+
 
 @dataclasses.dataclass(frozen=True)
 class IngestSpec(jsonable.JsonDataclass):

@@ -16,6 +16,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
+from components.multilog_example_gen.spec import SpanConfig
 from contracts.names import CATALOG, EVAL, EVAL_SPANS_PROPERTY, EVENTS, TRAIN, TRAIN_SPANS_PROPERTY
 
 SPANS_KEY = "spans"
@@ -30,22 +31,6 @@ def latest_by_span(artifacts: list[types.Artifact]) -> dict[int, types.Artifact]
     for artifact in sorted(artifacts, key=lambda a: a.id):
         latest[artifact.span] = artifact
     return latest
-
-
-def choose_spans(spans: list[int], window: int, holdout: int) -> tuple[list[int], list[int]]:
-    """(train spans, eval spans): the newest `holdout` spans and up to `window` before them.
-
-    Raises:
-        ValueError: with fewer than `holdout + 1` spans.
-    """
-    spans = sorted(spans)
-    if len(spans) <= holdout:
-        raise ValueError(
-            f"the temporal window needs {holdout + 1} accepted spans ({holdout} to "
-            f"evaluate, at least one before them to train on), found {spans}. Ingest "
-            "earlier spans first (local_runner.py ingests every span it has not seen)"
-        )
-    return spans[:-holdout][-window:], spans[-holdout:]
 
 
 def copy_split(sources: dict[int, types.Artifact], split: str, target: str) -> int:
@@ -79,9 +64,8 @@ class Executor(base_executor.BaseExecutor):
             ValueError: when too few spans are available.
         """
         examples = latest_by_span(input_dict[SPANS_KEY])
-        train, held_out = choose_spans(
-            list(examples), exec_properties[WINDOW_KEY], exec_properties[HOLDOUT_KEY]
-        )
+        spans = SpanConfig(window=exec_properties[WINDOW_KEY], holdout=exec_properties[HOLDOUT_KEY])
+        train, held_out = spans.split(list(examples))
         output = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
         output.split_names = artifact_utils.encode_split_names([TRAIN, EVAL, CATALOG])
         output.span = held_out[-1]
