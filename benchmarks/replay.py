@@ -179,8 +179,12 @@ def replay(name: str, work: str) -> list[dict]:
         if trained["warm_start_from"] and any(
             e["component"] == "Trainer" and e["state"] == "ran" for e in ran
         ):
-            transform = newest(os.path.join(out, "pipeline_root", "Transform", "transform_graph", "*"))
-            examples = newest(os.path.join(out, "pipeline_root", "Transform", "transformed_examples", "*"))
+            transform = newest(
+                os.path.join(out, "pipeline_root", "Transform", "transform_graph", "*")
+            )
+            examples = newest(
+                os.path.join(out, "pipeline_root", "Transform", "transformed_examples", "*")
+            )
             child = [sys.executable, __file__, "--child", transform, examples]
             child += [trained["warm_start_from"], preset]
             proc = subprocess.run(child, capture_output=True, text=True)

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import testlib
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -17,7 +18,7 @@ from components.multilog_example_gen.spans import available_spans, span_pattern,
 from components.multilog_example_gen.spec import IngestSpec, SpanConfig, partition_kind
 from components.span_validator.executor import previous_span
 from models import features as F
-from models import warmstart
+from models import training, warmstart
 from models.config import ModelConfig
 from models.model import build_model
 from pipeline.presets import MOVIELENS_INGEST, partitioned
@@ -70,6 +71,12 @@ def test_available_spans_are_those_every_input_holds(tmp_path):
     (tmp_path / "ratings" / "span-x" / "ratings.csv").write_text("x\n")
     assert spans_of(str(tmp_path), "ratings/span-{SPAN}/ratings.csv") == {1, 2, 3, 10}
     assert available_spans(str(tmp_path), SPANNED) == [2, 10]
+    os.makedirs(tmp_path / "ratings" / "span-11")
+    (tmp_path / "ratings" / "span-11" / "ratings.csv").write_text("x\n")
+    with pytest.raises(
+        ValueError, match=r"'ratings': 11, 'tags': 10.*span 11 is delivered in part"
+    ):
+        available_spans(str(tmp_path), SPANNED)
     dated = tmp_path / "dated" / "2026-11-30"
     os.makedirs(dated)
     (dated / "a.csv").write_text("x\n")
@@ -242,3 +249,34 @@ def test_a_span_without_any_event_fails_naming_it(tmp_path):
     )
     with pytest.raises(Exception, match="span 1 holds no event"):
         run_example_gen(tmp_path, SPANNED, 1)
+
+
+def test_the_same_examples_train_the_same_model(tmp_path):
+    """Seeded initialisation and shuffling: two trainings give bit-identical weights."""
+    rows = [
+        testlib.event_row(f"u{u}", f"i{(u * 3 + k) % 7}", rating=float(1 + (u + k) % 5))
+        for u in range(12)
+        for k in range(4)
+    ]
+    transformed, output = testlib.run_transform(rows)
+    spec = output.transformed_feature_spec()
+    path = str(tmp_path / "events.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in transformed:
+            feature = {}
+            for name, value in row.items():
+                values = np.atleast_1d(value).tolist()
+                if spec[name].dtype == tf.string:
+                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+                elif spec[name].dtype == tf.int64:
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+                else:
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+    config = ModelConfig(epochs=2, batch_size=8, embedding_dim=4, shuffle_buffer=64)
+    weights = []
+    for _ in range(2):
+        model, _ = training.train(config, output, path, path, path)
+        weights.append([v.numpy() for v in model.trainable_variables])
+    assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))

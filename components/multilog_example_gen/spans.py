@@ -70,6 +70,24 @@ def spans_of(root: str, pattern: str) -> set[int]:
 
 
 def available_spans(root: str, spec: IngestSpec) -> list[int]:
-    """Spans that every partitioned input holds (what TFX's driver may resolve), ascending."""
-    sets = [spans_of(root, pattern) for pattern in spec.partitioned_patterns().values()]
-    return sorted(set.intersection(*sets)) if sets else []
+    """Spans that every partitioned input holds (what TFX's driver may resolve), ascending.
+
+    Raises:
+        ValueError: if the inputs' newest spans differ (a span delivered in part:
+            TFX's driver would fail on it with "Latest span should be the same for
+            each split"), naming each input's newest span; or if an input has no span.
+    """
+    found = {name: spans_of(root, p) for name, p in spec.partitioned_patterns().items()}
+    empty = sorted(name for name, spans in found.items() if not spans)
+    if empty:
+        raise ValueError(
+            f"no span of {empty} under {root}: expected files matching "
+            f"{[spec.partitioned_patterns()[n] for n in empty]}"
+        )
+    newest = {name: max(spans) for name, spans in found.items()}
+    if len(set(newest.values())) > 1:
+        raise ValueError(
+            f"the newest span differs between inputs {newest}: span {max(newest.values())} "
+            "is delivered in part; deliver every log (and the catalogue) of a span together"
+        )
+    return sorted(set.intersection(*found.values()))
