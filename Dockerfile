@@ -24,5 +24,6 @@ COPY pipeline/ pipeline/
 COPY serving/ serving/
 COPY datagen/ datagen/
 COPY schema/ schema/
+COPY configs/ configs/
 RUN python -m pip install --no-cache-dir --no-deps . \
  && python -c "import pipeline.pipeline, models.entrypoints, components.recommender_pusher.executor"

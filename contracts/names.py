@@ -60,6 +60,8 @@ ITEM_KNOWN_SLICE: Final = "item_known"
 MODEL_CONFIG_KEY: Final = "model"
 TUNING_CONFIG_KEY: Final = "tuning"
 """`custom_config` keys of the Trainer and Tuner (the Trainer reads the model config only)."""
+FEATURES_CONFIG_KEY: Final = "features"
+"""`custom_config` key of Transform: the data set's `FeatureConfig`."""
 
 RETRIEVAL_K: Final = 100
 """The product's retrieval depth: top-K accuracy is gated, tuned and reported at this K."""

@@ -114,6 +114,19 @@ class ScannConfig(jsonable.JsonDataclass):
 
 
 @dataclasses.dataclass(frozen=True)
+class FeatureConfig(jsonable.JsonDataclass):
+    """Which data-set specific features Transform derives (the rest come from the schema).
+
+    Attributes:
+        title_year: Titles end in a release year, "Heat (1995)": the year becomes
+            quantile buckets of the item tower and is left out of the title words
+            (MovieLens' convention; off for other catalogues).
+    """
+
+    title_year: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskEvents(jsonable.JsonDataclass):
     """Which events train and evaluate each task: one source for Trainer and Evaluator.
 

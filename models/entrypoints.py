@@ -16,14 +16,27 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from contracts.layout import warmstart_dir
-from contracts.names import MODEL_CONFIG_KEY, TRAINER_EVAL_SPLITS, TUNING_CONFIG_KEY
+from contracts.names import (
+    FEATURES_CONFIG_KEY,
+    MODEL_CONFIG_KEY,
+    TRAINER_EVAL_SPLITS,
+    TUNING_CONFIG_KEY,
+)
 from models import export, preprocessing, training, tuning, warmstart
-from models.config import ModelConfig, TuningConfig
+from models.config import FeatureConfig, ModelConfig, TuningConfig
 
 
-def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
-    """Transform's entry point: see `models.preprocessing.transform_features`."""
-    return preprocessing.transform_features(inputs)
+def preprocessing_fn(
+    inputs: dict[str, tf.Tensor | tf.SparseTensor], custom_config: dict | None = None
+) -> dict[str, tf.Tensor]:
+    """Transform's entry point: see `models.preprocessing.transform_features`.
+
+    `custom_config` (Transform's) may hold the `FeatureConfig` under `FEATURES_CONFIG_KEY`.
+    """
+    features = (custom_config or {}).get(FEATURES_CONFIG_KEY)
+    return preprocessing.transform_features(
+        inputs, FeatureConfig.from_json_dict(features) if features is not None else None
+    )
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

@@ -15,6 +15,10 @@ RATING: Final = "rating"
 TIMESTAMP: Final = "timestamp"
 TITLE: Final = "title"
 GENRES: Final = "genres"
+"""The item's category tokens: every categorical attribute of the catalogue."""
+TEXT: Final = "text"
+"""More item text (the catalogue's `text_columns`), tokenised with the title; only
+written, and only in the schema, when a catalogue declares text columns."""
 
 # Transformed features (Transform output, model input).
 USER_IDX: Final = "user_idx"

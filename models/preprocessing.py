@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features as F
+from models.config import FeatureConfig
 
 
 def first_value(x: tf.Tensor | tf.SparseTensor, default) -> tuple[tf.Tensor, tf.Tensor]:
@@ -43,15 +44,16 @@ def genre_ids(genres: tf.SparseTensor) -> tf.Tensor:
 
 
 _YEAR = r".*\((\d{4})\)\s*$"
+_YEAR_SUFFIX = r"\(\d{4}\)\s*$"
 
 
 def title_tokens(title: tf.Tensor) -> tf.Tensor:
-    """Maps [batch] titles to [batch, MAX_TITLE_TOKENS] word ids (vocabulary index + 1; 0 pads).
+    """Maps [batch] texts to [batch, MAX_TITLE_TOKENS] word ids (vocabulary index + 1; 0 pads).
 
-    The trailing "(year)" is dropped, words are lower-cased and split on
-    non-alphanumerics; words rarer than TITLE_MIN_COUNT share the OOV id.
+    Words are lower-cased and split on non-alphanumerics; words rarer than
+    TITLE_MIN_COUNT share the OOV id.
     """
-    text = tf.strings.lower(tf.strings.regex_replace(title, r"\(\d{4}\)\s*$", ""))
+    text = tf.strings.lower(title)
     words = tf.strings.split(tf.strings.regex_replace(text, r"[^a-z0-9]+", " ")).to_sparse()
     ids = tft.compute_and_apply_vocabulary(
         words,
@@ -73,39 +75,51 @@ def year_bucket(title: tf.Tensor) -> tf.Tensor:
     return tf.expand_dims(tf.where(has_year, buckets + 1, tf.zeros_like(buckets)), -1)
 
 
-def transform_features(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
+def transform_features(
+    inputs: dict[str, tf.Tensor | tf.SparseTensor], features: FeatureConfig | None = None
+) -> dict[str, tf.Tensor]:
     """Builds user/item/genre vocabularies and the model's features.
 
     Args:
-        inputs: Raw features as parsed by the curated schema (see models.features).
+        inputs: Raw features as parsed by the curated schema (see models.features);
+            a `text` feature, when the schema has one, is tokenised with the title.
+        features: Data-set specific features (the title's release year).
 
     Returns:
         Transformed features, each shaped [batch] except the padded id lists
         `genre_ids` [batch, MAX_GENRES], `title_tokens` [batch, MAX_TITLE_TOKENS]
-        and `year_bucket` [batch, 1]:
+        and, with `features.title_year`, `year_bucket` [batch, 1]:
         user_idx, item_idx (int64, OOV bucket = vocabulary size),
         rating (0 where absent), rating_mask (1 where a rating exists), and the
         item_id, title and event_type strings passed through (candidate export,
         per-task event selection; "" on catalogue rows).
     """
+    features = features or FeatureConfig()
     user, has_user = first_value(inputs[F.USER_ID], b"")
     rating, has_rating = first_value(inputs[F.RATING], 0.0)
     passthrough = {name: first_value(inputs[name], b"")[0] for name in F.PASSTHROUGH}
     item, title = passthrough[F.ITEM_ID], passthrough[F.TITLE]
+    words = title
+    if features.title_year:
+        words = tf.strings.regex_replace(title, _YEAR_SUFFIX, "")
+    if F.TEXT in inputs:
+        words = tf.strings.join([words, first_value(inputs[F.TEXT], b"")[0]], separator=" ")
 
     # Catalogue rows carry no user: weight 0 keeps "" out of the user vocabulary.
     user_vocab = tft.vocabulary(
         user, weights=has_user, frequency_threshold=1, vocab_filename=F.USER_VOCAB
     )
-    return {
+    out = {
         F.USER_IDX: tft.apply_vocabulary(user, user_vocab, num_oov_buckets=F.OOV_BUCKETS),
         F.ITEM_IDX: tft.compute_and_apply_vocabulary(
             item, num_oov_buckets=F.OOV_BUCKETS, vocab_filename=F.ITEM_VOCAB
         ),
         F.GENRE_IDS: genre_ids(inputs[F.GENRES]),
-        F.TITLE_TOKENS: title_tokens(title),
-        F.YEAR_BUCKET: year_bucket(title),
+        F.TITLE_TOKENS: title_tokens(words),
         F.RATING: rating,
         F.RATING_MASK: has_rating,
         **passthrough,
     }
+    if features.title_year:
+        out[F.YEAR_BUCKET] = year_bucket(title)
+    return out

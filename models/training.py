@@ -48,10 +48,18 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, in
     return {name: tf_transform_output.vocabulary_size_by_name(name) for name in names}
 
 
-def token_vocab_sizes(sizes: dict[str, int]) -> dict[str, int]:
-    """Vocabulary size of each item id-list feature (see `models.layers.ItemTower`)."""
+def token_vocab_sizes(sizes: dict[str, int], transformed: dict | None = None) -> dict[str, int]:
+    """Vocabulary size of each item id-list feature (see `models.layers.ItemTower`).
+
+    Args:
+        sizes: Vocabulary sizes by vocabulary name.
+        transformed: The transformed feature spec; the year buckets are there only
+            when the data set's `FeatureConfig.title_year` is on (None: assume so).
+    """
     vocabs = {feature: sizes[vocab] for feature, vocab in F.ITEM_TOKEN_VOCABULARIES.items()}
-    return {**vocabs, F.YEAR_BUCKET: F.YEAR_BUCKETS}
+    if transformed is None or F.YEAR_BUCKET in transformed:
+        vocabs[F.YEAR_BUCKET] = F.YEAR_BUCKETS
+    return vocabs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +70,13 @@ class TrainingSetup:
         sizes: Vocabulary sizes by vocabulary name.
         stats: Item sampling probabilities and mean rating of the training events.
         catalog: Batched transformed catalogue rows (the retrieval candidates).
+        token_sizes: Vocabulary size of each item id-list feature the data has.
     """
 
     sizes: dict[str, int]
     stats: EventStatistics
     catalog: tf.data.Dataset
+    token_sizes: dict[str, int]
 
 
 def prepare(
@@ -91,7 +101,8 @@ def prepare(
     scan = with_task_events(scan, dataclasses.replace(events or TaskEvents(), retrieval=()))
     stats = event_statistics(scan, sizes[F.ITEM_VOCAB], sizes[F.USER_VOCAB])
     catalog = read_transformed(catalog_pattern, tf_transform_output, CATALOG_BATCH)
-    return TrainingSetup(sizes, stats, catalog)
+    tokens = token_vocab_sizes(sizes, tf_transform_output.transformed_feature_spec())
+    return TrainingSetup(sizes, stats, catalog, tokens)
 
 
 def new_model(config: ModelConfig, setup: TrainingSetup) -> MultiTaskRecommender:
@@ -100,7 +111,7 @@ def new_model(config: ModelConfig, setup: TrainingSetup) -> MultiTaskRecommender
         config,
         num_users=setup.sizes[F.USER_VOCAB],
         num_items=setup.sizes[F.ITEM_VOCAB],
-        token_vocab_sizes=token_vocab_sizes(setup.sizes),
+        token_vocab_sizes=setup.token_sizes,
         candidates=setup.catalog,
         rating_prior=setup.stats.bias if config.rating_baseline else setup.stats.mean_rating,
     )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from contracts import jsonable
+from pipeline import logs_file
 from pipeline.config import PipelineConfig, VertexConfig
 from pipeline.presets import merge, preset_fields
 
@@ -60,6 +61,9 @@ class CloudConfig(jsonable.JsonDataclass):
             the Dataflow SDK container, so workers import the same code (required).
         dataset: The data-set preset (`pipeline.presets.PRESETS`) the pipeline
             starts from: ingest spec, schema, model and gate.
+        logs: A logs file (`pipeline.logs_file`) to start from instead of a
+            preset, read when the spec is compiled; its schema must be one of the
+            repository's schema/ files, which the image holds.
         pipeline: `PipelineConfig` fields, as JSON, merged over the preset's
             (nested configs key by key). `pipeline_root`, `data_root` and
             `serving_root` are required and must be gs:// URIs.
@@ -81,6 +85,7 @@ class CloudConfig(jsonable.JsonDataclass):
     region: str = ""
     image_uri: str = ""
     dataset: str = "movielens"
+    logs: str = ""
     pipeline: dict[str, Any] = dataclasses.field(default_factory=dict)
     use_dataflow: bool = True
     dataflow: DataflowConfig = DataflowConfig()
@@ -124,7 +129,13 @@ class CloudConfig(jsonable.JsonDataclass):
         Raises:
             ValueError: on an unknown preset or an invalid pipeline field.
         """
-        fields = merge(preset_fields(self.dataset, IMAGE_SCHEMA_DIR), self.pipeline)
+        if self.logs:
+            loaded = logs_file.load(self.logs)
+            schema = os.path.join(IMAGE_SCHEMA_DIR, os.path.basename(loaded["schema_path"]))
+            base = {**loaded, "schema_path": schema}
+        else:
+            base = preset_fields(self.dataset, IMAGE_SCHEMA_DIR)
+        fields = merge(base, self.pipeline)
         name = fields["pipeline_name"]
         vertex = None
         if self.vertex_training or self.vertex_serving:
@@ -169,7 +180,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[CloudConfig, str]:
     parser = argparse.ArgumentParser(description="Compile the pipeline for KFP v2 / Vertex AI.")
     parser.add_argument("--config", help="JSON file with CloudConfig fields")
     parser.add_argument("--output", default="recommender_pipeline.json", help="spec file")
-    for name in (*_REQUIRED, "dataset", "endpoint_name"):
+    for name in (*_REQUIRED, "dataset", "logs", "endpoint_name"):
         parser.add_argument(f"--{name}")
     for name in (*_GCS_PATHS, "pipeline_name"):
         parser.add_argument(f"--{name}", help=f"sets pipeline.{name}")

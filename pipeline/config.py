@@ -7,7 +7,7 @@ import dataclasses
 from components.multilog_example_gen.spec import IngestSpec
 from components.recommender_evaluator.spec import GateConfig
 from contracts import jsonable
-from models.config import ModelConfig, TuningConfig
+from models.config import FeatureConfig, ModelConfig, TuningConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +79,7 @@ class PipelineConfig(jsonable.JsonDataclass):
         schema_path: Curated schema file (e.g. schema/schema.pbtxt).
         serving_root: Pushed models land in `<serving_root>/<model_name>/<version>/`.
         ingest: Logs, catalogue and split.
+        features: Data-set specific features Transform derives.
         model_name: Name of the served model.
         model: Trainer hyperparameters.
         gate: Evaluator thresholds.
@@ -111,6 +112,7 @@ class PipelineConfig(jsonable.JsonDataclass):
     schema_path: str
     serving_root: str
     ingest: IngestSpec
+    features: FeatureConfig = FeatureConfig()
     model_name: str = "recommender"
     model: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()

@@ -21,6 +21,7 @@ from components.temporal_window.component import TemporalWindow
 from contracts.names import (
     CATALOG,
     EVAL,
+    FEATURES_CONFIG_KEY,
     MODEL_CONFIG_KEY,
     TRAIN,
     TRAINER_EVAL_SPLITS,
@@ -116,6 +117,7 @@ def create_pipeline(
         examples=examples,
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
+        custom_config={FEATURES_CONFIG_KEY: config.features.to_json_dict()},
         splits_config=tfx.proto.SplitsConfig(
             analyze=[TRAIN, CATALOG], transform=[TRAIN, EVAL, CATALOG]
         ),

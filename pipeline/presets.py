@@ -1,49 +1,80 @@
-"""Named data sets the runners can point the same pipeline at.
+"""Named data sets the runners can point the same pipeline at: the logs files in configs/.
 
 A preset is what differs between data sets: how the logs are ingested, the
-curated schema, which events train and evaluate which task, and the gate.
-Everything else (components, wiring, code) is shared. Both runners build their
-`PipelineConfig` through `preset_fields`, so a preset means the same locally and
-on Vertex AI.
+curated schema, which events train and evaluate which task, the data set's
+features and the gate. Everything else (components, wiring, code) is shared.
+Each preset is a logs file (`pipeline.logs_file`), `configs/<name>.yaml`: the
+same kind of file a team writes for its own logs. Both runners build their
+`PipelineConfig` through `preset_fields` (or `logs_file.load`), so a preset means
+the same locally and on Vertex AI.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec, SpanConfig
+from components.multilog_example_gen.spec import IngestSpec, SpanConfig
 from components.recommender_evaluator.spec import GateConfig
-from contracts import jsonable
 from datagen.partition import span_file_pattern
-from datagen.synthetic import FILES, FUNNEL
-from models.config import ModelConfig, TaskEvents
+from models.config import FeatureConfig, ModelConfig
+from pipeline import logs_file
 
-MOVIELENS_INGEST = IngestSpec(
-    logs=(
-        LogSpec(name="ratings", file="ratings.csv", event_type="watch", rating_column="rating"),
-        LogSpec(name="tags", file="tags.csv", event_type="tag"),
-    ),
-    catalog=CatalogSpec(file="movies.csv"),
-)
-"""The embedded MovieLens data: a rating is a watch event carrying its rating."""
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+NAMES = ("movielens", "movielens_spans", "synthetic", "synthetic_spans")
 
-SYNTHETIC_INGEST = IngestSpec(
-    logs=tuple(
-        LogSpec(
-            name=f"{event}s",
-            file=FILES[event],
-            event_type=event,
-            user_column="user_id",
-            item_column="item_id",
-            rating_column="rating" if event == "purchase" else None,
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One data set's ingest spec, schema file (under schema/), features, model and gate."""
+
+    ingest: IngestSpec
+    schema_file: str
+    features: FeatureConfig
+    model: ModelConfig
+    gate: GateConfig
+
+    @classmethod
+    def load(cls, path: str) -> Preset:
+        """The preset a logs file describes.
+
+        Raises:
+            ValueError: naming the file and key of a mistake.
+        """
+        fields = logs_file.load(path)
+        return cls(
+            IngestSpec.from_json_dict(fields["ingest"]),
+            os.path.basename(fields["schema_path"]),
+            FeatureConfig.from_json_dict(fields["features"]),
+            ModelConfig.from_json_dict(fields["model"]),
+            GateConfig.from_json_dict(fields["gate"]),
         )
-        for event in FUNNEL
-    ),
-    catalog=CatalogSpec(file="items.csv", item_column="item_id", empty_genres=""),
-)
-"""How the pipeline ingests `datagen.synthetic`'s output."""
+
+
+class _Presets(Mapping):
+    """The shipped presets by name, each read from its file on first use (not at import)."""
+
+    def __getitem__(self, name: str) -> Preset:
+        if name not in NAMES:
+            raise KeyError(name)
+        return _load(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMES)
+
+    def __len__(self) -> int:
+        return len(NAMES)
+
+
+@functools.cache
+def _load(name: str) -> Preset:
+    return Preset.load(os.path.join(CONFIG_DIR, f"{name}.yaml"))
+
+
+PRESETS: Mapping[str, Preset] = _Presets()
 
 
 def partitioned(ingest: IngestSpec, spans: SpanConfig | None = None) -> IngestSpec:
@@ -66,57 +97,8 @@ def partitioned(ingest: IngestSpec, spans: SpanConfig | None = None) -> IngestSp
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """One data set's ingest spec, schema file (under schema/), model and gate."""
-
-    ingest: IngestSpec
-    schema_file: str
-    model: ModelConfig
-    gate: GateConfig
-
-
-PRESETS = {
-    # Tags train retrieval too; the gate scores watch events (each carries a rating).
-    "movielens": Preset(
-        MOVIELENS_INGEST,
-        "schema.pbtxt",
-        ModelConfig(events=TaskEvents(retrieval_eval=("watch",))),
-        GateConfig(),
-    ),
-    # The same MovieLens logs cut into spans (`python -m datagen.partition`): trained on
-    # the last 14 spans, evaluated on the newest.
-    "movielens_spans": Preset(
-        partitioned(MOVIELENS_INGEST),
-        "schema.pbtxt",
-        ModelConfig(events=TaskEvents(retrieval_eval=("watch",))),
-        GateConfig(),
-    ),
-    # Synthetic funnel: every behaviour trains retrieval (purchases count most),
-    # ratings on purchases train the rating task; the gate is a sanity gate on
-    # purchases (the sparse target) since quality depends on the generator's knobs.
-    "synthetic": Preset(
-        SYNTHETIC_INGEST,
-        "synthetic.pbtxt",
-        ModelConfig(
-            events=TaskEvents(
-                retrieval=(("view", 1.0), ("click", 2.0), ("cart", 3.0), ("purchase", 4.0)),
-                rating=("purchase",),
-                retrieval_eval=("purchase",),
-            )
-        ),
-        GateConfig(max_rmse=1.5, min_top_k_accuracy=0.05),
-    ),
-}
-# The synthetic funnel over days (`python -m datagen.timeline`): trained on the last 14
-# days, evaluated on the newest; the relative gate only (no absolute floor).
-PRESETS["synthetic_spans"] = dataclasses.replace(
-    PRESETS["synthetic"], ingest=partitioned(SYNTHETIC_INGEST), gate=GateConfig()
-)
-
-
 def preset_fields(name: str, schema_dir: str) -> dict[str, Any]:
-    """The `PipelineConfig` fields preset `name` sets, as JSON (ingest, schema, model, gate).
+    """The `PipelineConfig` fields preset `name` sets, as JSON.
 
     Args:
         name: A key of `PRESETS`.
@@ -128,13 +110,10 @@ def preset_fields(name: str, schema_dir: str) -> dict[str, Any]:
     """
     if name not in PRESETS:
         raise ValueError(f"unknown dataset preset {name!r}; known: {sorted(PRESETS)}")
-    preset = PRESETS[name]
+    fields = logs_file.load(os.path.join(CONFIG_DIR, f"{name}.yaml"))
     return {
-        "pipeline_name": f"recommender-{name.replace('_', '-')}",
-        "ingest": jsonable.to_json_dict(preset.ingest),
-        "schema_path": os.path.join(schema_dir, preset.schema_file),
-        "model": jsonable.to_json_dict(preset.model),
-        "gate": jsonable.to_json_dict(preset.gate),
+        **fields,
+        "schema_path": os.path.join(schema_dir, os.path.basename(fields["schema_path"])),
     }
 
 
@@ -147,3 +126,11 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def __getattr__(name: str) -> IngestSpec:
+    """`MOVIELENS_INGEST` and `SYNTHETIC_INGEST`: the shipped presets' ingest specs."""
+    shipped = {"MOVIELENS_INGEST": "movielens", "SYNTHETIC_INGEST": "synthetic"}
+    if name in shipped:
+        return PRESETS[shipped[name]].ingest
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

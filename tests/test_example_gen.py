@@ -11,7 +11,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.multilog_example_gen import csv_source, events, executor
+from components.multilog_example_gen import csv_source, events, executor, read
 from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
 from contracts.names import CATALOG as CATALOG_SPLIT
 from contracts.names import EVAL, TRAIN
@@ -102,9 +102,7 @@ def test_split_is_stable_seeded_and_near_the_requested_share():
 
 
 def catalog_of(*rows):
-    return dict(
-        executor._catalog_entry((i + 2, r), CATALOG, "movies.csv") for i, r in enumerate(rows)
-    )
+    return dict(read._catalog_entry(("movies.csv", i + 2, r), CATALOG) for i, r in enumerate(rows))
 
 
 def test_event_example_joins_catalogue_and_keeps_optional_rating():
@@ -156,7 +154,7 @@ def test_no_genres_placeholder_means_no_genres():
 
 def test_catalogue_duplicates_are_rejected():
     with pytest.raises(ValueError, match="duplicate item ids"):
-        executor._check_unique([("1", {}), ("2", {}), ("1", {})])
+        read._check_unique([("1", {}), ("2", {}), ("1", {})])
 
 
 def test_ingest_spec_round_trips_and_validates():
@@ -196,12 +194,12 @@ def test_a_log_is_every_file_its_pattern_matches(tmp_path):
     (tmp_path / "views").mkdir()
     for day in ("2024-01-02", "2024-01-01"):
         (tmp_path / "views" / f"{day}.csv").write_text("u,i,t\n1,2,3\n")
-    assert [p[-14:] for p in executor.match_files(str(tmp_path), "views/*.csv", "log 'v'")] == [
+    assert [p[-14:] for p in read.match_files(str(tmp_path), "views/*.csv", "log 'v'")] == [
         "2024-01-01.csv",
         "2024-01-02.csv",
     ]
     with pytest.raises(ValueError, match=r"log 'v': no file matches '.*clicks/\*.csv'"):
-        executor.match_files(str(tmp_path), "clicks/*.csv", "log 'v'")
+        read.match_files(str(tmp_path), "clicks/*.csv", "log 'v'")
 
 
 def test_unknown_item_share_is_checked():

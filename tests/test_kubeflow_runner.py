@@ -167,7 +167,7 @@ def test_pipeline_image_copies_every_package_the_components_import():
         if os.path.isfile(os.path.join(root, d, "__init__.py")) and d not in ("tests", "benchmarks")
     }
     assert packages <= copied, packages - copied
-    assert "schema" in copied
+    assert {"schema", "configs"} <= copied
 
 
 def test_time_partitioned_logs_compile_with_the_window_read_from_the_logs(tmp_path):
@@ -224,3 +224,22 @@ def test_submission_pins_a_span_or_leaves_it_to_the_data(tmp_path):
                 "3",
             ]
         )
+
+
+def test_a_logs_file_drives_the_cloud_pipeline(tmp_path):
+    logs = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "synthetic.yaml")
+    spec = _compile(tmp_path, extra_flags=("--logs", logs))
+    custom = json.loads(
+        spec["pipelineSpec"]["root"]["dag"]["tasks"]["MultiLogExampleGen"]["inputs"]["parameters"][
+            "custom_config"
+        ]["runtimeValue"]["constantValue"]["stringValue"]
+    )
+    assert [log["name"] for log in custom["ingest_spec"]["logs"]] == [
+        "views",
+        "clicks",
+        "carts",
+        "purchases",
+    ]
+    config = CloudConfig(**REQUIRED, logs=logs).pipeline_config()
+    assert config.schema_path == "/pipeline/schema/synthetic.pbtxt"  # inside the image
+    assert config.pipeline_name == "recommender-synthetic"

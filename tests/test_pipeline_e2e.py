@@ -8,19 +8,19 @@ import os
 import pytest
 import scann  # noqa: F401  (registers the ScaNN ops the _scann model needs)
 import tensorflow as tf
+import yaml
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
 from components.multilog_example_gen.events import split_of
-from components.recommender_evaluator.spec import GateConfig
 from contracts.names import CATALOG, EVAL, MODEL_CONFIG_KEY, TRAIN, TUNING_CONFIG_KEY
-from models.config import ModelConfig, TuningConfig
+from models.config import TuningConfig
 from models.entrypoints import tuner_fn
 from models.tuning import OBJECTIVE
+from pipeline import logs_file
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
-from pipeline.presets import PRESETS
 from serving import client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,7 +45,10 @@ CACHED = metadata_store_pb2.Execution.CACHED
 
 
 def write_slice(target, mutate=None):
-    """Copies users 1..MAX_USER of each log plus the full catalogue into `target`."""
+    """Copies users 1..MAX_USER of each log plus the full catalogue into `target`.
+
+    The logs are written as a ';'-delimited export, as `logs_file_for` declares them.
+    """
     os.makedirs(target, exist_ok=True)
     for name in ("ratings.csv", "tags.csv", "movies.csv"):
         with open(os.path.join(DATA, name), newline="") as f:
@@ -56,31 +59,44 @@ def write_slice(target, mutate=None):
         if mutate:
             header, body = mutate(name, header, body)
         with open(os.path.join(target, name), "w", newline="") as f:
-            csv.writer(f).writerows([header, *body])
+            csv.writer(f, delimiter=";" if name != "movies.csv" else ",").writerows([header, *body])
     return str(target)
 
 
+def logs_file_for(tmp):
+    """The run's only configuration: the shipped MovieLens logs file, adapted (a test's own)."""
+    with open(os.path.join(HERE, os.pardir, "configs", "movielens.yaml")) as f:
+        logs = yaml.safe_load(f)
+    logs["schema"] = SCHEMA
+    for log in logs["logs"]:
+        log["csv"] = {"delimiter": ";"}
+    # A 20-user slice trained for 3 epochs: the gate checks the mechanics here
+    # (the margins over the trivial baselines are loosened, not the comparisons).
+    logs["model"] = {"epochs": 3, "batch_size": 128, "embedding_dim": 16}
+    logs["gate"] = {
+        "rmse_margin": -0.5,
+        "top_k_margin": -0.9,
+        "max_rmse_increase": 0.05,
+        "max_accuracy_decrease": 0.05,
+    }
+    path = os.path.join(tmp, "logs.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(logs, f)
+    return path
+
+
 def make_config(tmp, data_root, **overrides):
-    return PipelineConfig(
-        pipeline_name="recommender-e2e",
-        pipeline_root=os.path.join(tmp, "root"),
-        data_root=data_root,
-        schema_path=SCHEMA,
-        serving_root=os.path.join(tmp, "serving"),
-        ingest=PRESETS["movielens"].ingest,
-        model=ModelConfig(
-            epochs=3, batch_size=128, embedding_dim=16, events=PRESETS["movielens"].model.events
-        ),
-        # A 20-user slice trained for 3 epochs: the gate checks the mechanics here
-        # (the margins over the trivial baselines are loosened, not the comparisons).
-        gate=GateConfig(
-            rmse_margin=-0.5,
-            top_k_margin=-0.9,
-            max_rmse_increase=0.05,
-            max_accuracy_decrease=0.05,
-        ),
-        **overrides,
+    fields = logs_file.load(logs_file_for(tmp))
+    fields["pipeline_name"] = "recommender-e2e"
+    config = PipelineConfig.from_json_dict(
+        {
+            **fields,
+            "pipeline_root": os.path.join(tmp, "root"),
+            "data_root": data_root,
+            "serving_root": os.path.join(tmp, "serving"),
+        }
     )
+    return dataclasses.replace(config, **overrides)
 
 
 def run(config, tmp):

@@ -7,6 +7,7 @@ split, de-duplication of re-delivered rows, and the catalogue-miss check.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 import math
@@ -15,8 +16,8 @@ from collections.abc import Iterator, Sequence
 import apache_beam as beam
 import tensorflow as tf
 
-from components.multilog_example_gen.csv_source import read_rows
-from components.multilog_example_gen.spec import CatalogSpec, LogSpec
+from components.multilog_example_gen.sources import read_rows
+from components.multilog_example_gen.spec import CatalogSpec, CategoricalSpec, CsvDialect, LogSpec
 from contracts.hashing import pair_bucket
 from contracts.ids import normalize_id
 from models import features as F
@@ -35,23 +36,86 @@ def _bytes(*values: str) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
 
 
-def catalog_features(row: dict[str, str], spec: CatalogSpec) -> dict[str, tf.train.Feature]:
-    """Item features of one catalogue row."""
-    raw = row[spec.genres_column]
-    genres = [] if raw in ("", spec.empty_genres) else raw.split(spec.genres_separator)
-    return {
-        F.ITEM_ID: _bytes(normalize_id(row[spec.item_column])),
-        F.TITLE: _bytes(row[spec.title_column]),
-        F.GENRES: _bytes(*genres),
+TRUE_FLAGS, FALSE_FLAGS = {"1", "true", "t", "yes", "y"}, {"0", "false", "f", "no", "n", ""}
+
+
+def _flag(value: str, column: str) -> bool:
+    text = str(value).strip().lower()
+    if text in TRUE_FLAGS or text in FALSE_FLAGS:
+        return text in TRUE_FLAGS
+    raise ValueError(f"flag column {column!r} holds {value!r}: expected 1/0, true/false, yes/no")
+
+
+def categories(row: dict, attribute: CategoricalSpec) -> list[str]:
+    """The values of one categorical attribute of a catalogue row, in order, each once.
+
+    Raises:
+        ValueError: naming the column of a flag that is not 0/1, true/false or yes/no.
+    """
+    if attribute.flags:
+        return [flag for flag in attribute.flags if _flag(row[flag], flag)]
+    raw = row[attribute.column]
+    if isinstance(raw, list):
+        values = raw
+    elif raw.strip() in ("", attribute.empty):
+        values = []
+    else:
+        values = raw.split(attribute.separator)
+    return list(dict.fromkeys(v.strip() for v in values if v.strip() and v != attribute.empty))
+
+
+def catalog_features(row: dict, spec: CatalogSpec) -> dict[str, tf.train.Feature]:
+    """Item features of one catalogue row: id, title, category tokens (and text).
+
+    Raises:
+        ValueError: naming the column of an unreadable flag.
+    """
+    tokens = [t for attribute in spec.categorical for t in categories(row, attribute)]
+    feats = {
+        F.ITEM_ID: _bytes(normalize_id(str(row[spec.item_column]))),
+        F.TITLE: _bytes(str(row[spec.title_column])),
+        F.GENRES: _bytes(*dict.fromkeys(tokens)),
     }
+    if spec.text_columns:
+        feats[F.TEXT] = _bytes(" ".join(str(row[c]) for c in spec.text_columns if row[c]))
+    return feats
+
+
+def unknown_item_features(item: str, spec: CatalogSpec | None) -> dict[str, tf.train.Feature]:
+    """Features of an item missing from the catalogue: its id, no title, no tokens."""
+    feats = {F.ITEM_ID: _bytes(item), F.TITLE: _bytes(""), F.GENRES: _bytes()}
+    if spec is not None and spec.text_columns:
+        feats[F.TEXT] = _bytes("")
+    return feats
+
+
+def parse_timestamp(value: str, unit: str) -> int:
+    """Unix seconds of a timestamp in `unit` ("seconds", "milliseconds", "iso8601").
+
+    A naive ISO-8601 time is UTC; a trailing "Z" is accepted.
+
+    Raises:
+        ValueError: if the value does not parse in that unit.
+    """
+    text = str(value).strip()
+    if unit == "iso8601":
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return int(moment.timestamp())
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return math.floor(number / 1000 if unit == "milliseconds" else number)
 
 
 def event_example(
-    row: dict[str, str],
+    row: dict,
     log: LogSpec,
     catalog: dict[str, dict[str, tf.train.Feature]],
     max_timestamp: int | None = None,
     source: str = "",
+    catalog_spec: CatalogSpec | None = None,
 ) -> tf.train.Example:
     """Builds one event example from a parsed log row.
 
@@ -65,32 +129,43 @@ def event_example(
         catalog: Catalogue features by (normalised) item id.
         max_timestamp: Latest acceptable event time (Unix seconds).
         source: Where the row comes from (file and line), for messages.
+        catalog_spec: The catalogue's spec (which features an unknown item has).
 
     Raises:
-        ValueError: naming the log and row on an empty id, a non-numeric timestamp,
-            a rating that is not a finite number, or a timestamp after `max_timestamp`.
+        ValueError: naming the log and row on an empty id or event type, a timestamp
+            that does not parse in the log's unit, a rating that is not a finite
+            number, or a timestamp after `max_timestamp`.
     """
     where = f"log {log.name!r} ({source or 'row'})"
-    user, item = normalize_id(row[log.user_column]), normalize_id(row[log.item_column])
+    user = normalize_id(str(row[log.user_column]))
+    item = normalize_id(str(row[log.item_column]))
     if not user or not item:
         raise ValueError(f"{where}: empty user or item id in row {row}")
-    feats = dict(
-        catalog.get(item) or {F.ITEM_ID: _bytes(item), F.TITLE: _bytes(""), F.GENRES: _bytes()}
-    )
+    feats = dict(catalog.get(item) or unknown_item_features(item, catalog_spec))
     feats[F.USER_ID] = _bytes(user)
-    feats[F.EVENT_TYPE] = _bytes(log.event_type)
+    event_type = (
+        str(row[log.event_type_column]).strip() if log.event_type_column else log.event_type
+    )
+    if not event_type:
+        raise ValueError(f"{where}: empty event type in column {log.event_type_column!r}")
+    feats[F.EVENT_TYPE] = _bytes(event_type)
+    raw_time = row[log.timestamp_column]
     try:
-        timestamp = int(row[log.timestamp_column])
-    except ValueError as e:
-        raise ValueError(f"{where}: non-numeric timestamp in row {row}") from e
+        timestamp = parse_timestamp(raw_time, log.timestamp_unit)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(
+            f"{where}: timestamp {raw_time!r} in column {log.timestamp_column!r} is not "
+            f"{log.timestamp_unit} ({e}) in row {row}"
+        ) from e
     feats[F.TIMESTAMP] = tf.train.Feature(int64_list=tf.train.Int64List(value=[timestamp]))
-    if log.rating_column and row[log.rating_column].strip():
+    raw_rating = str(row[log.rating_column]).strip() if log.rating_column else ""
+    if raw_rating:
         try:
-            rating = float(row[log.rating_column])
+            rating = float(raw_rating)
         except ValueError as e:
             raise ValueError(f"{where}: non-numeric rating in row {row}") from e
         if not math.isfinite(rating):
-            raise ValueError(f"{where}: rating {row[log.rating_column]!r} is not a finite number")
+            raise ValueError(f"{where}: rating {raw_rating!r} is not a finite number")
         feats[F.RATING] = tf.train.Feature(float_list=tf.train.FloatList(value=[rating]))
     if max_timestamp is not None and timestamp > max_timestamp:
         raise ValueError(
@@ -104,7 +179,9 @@ def unique_rows(
     files: Sequence[tuple[str, Sequence[str]]],
     id_columns: Sequence[str] = (),
     allow_empty: bool = False,
-) -> Iterator[tuple[str, int, dict[str, str]]]:
+    fmt: str = "csv",
+    dialect: CsvDialect | None = None,
+) -> Iterator[tuple[str, int, dict]]:
     """(file, line, row) of the files' data rows, in order, without repeated rows.
 
     A row identical to an earlier one of any of the files (ids compared
@@ -112,14 +189,16 @@ def unique_rows(
     order is the files', run after run. Memory: an 8-byte digest per distinct row.
 
     Args:
-        files: (path, header) of each file of one log, in reading order.
+        files: (path, columns) of each file of one log, in reading order.
         id_columns: Columns holding ids.
-        allow_empty: Whether a file may hold a header and no rows (a span).
+        allow_empty: Whether a file may hold no rows (a span).
+        fmt: The files' format ("csv", "parquet", "tfrecord").
+        dialect: The CSV dialect.
     """
     seen: set[bytes] = set()
-    for path, header in files:
-        for line, row in read_rows(path, header, allow_empty=allow_empty):
-            values = [normalize_id(v) if k in id_columns else v for k, v in row.items()]
+    for path, columns in files:
+        for line, row in read_rows(path, columns, fmt, dialect, allow_empty=allow_empty):
+            values = [normalize_id(str(v)) if k in id_columns else str(v) for k, v in row.items()]
             digest = hashlib.blake2b("\x1f".join(values).encode(), digest_size=8).digest()
             if digest not in seen:
                 seen.add(digest)

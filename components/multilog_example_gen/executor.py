@@ -15,16 +15,11 @@ decides later which spans train and which evaluate.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import time
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
-import tensorflow as tf
-from apache_beam.io.filesystems import FileSystems
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import utils as example_gen_utils
@@ -32,19 +27,10 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.multilog_example_gen.csv_source import check_columns, read_rows
-from components.multilog_example_gen.events import (
-    FUTURE_TOLERANCE_S,
-    UnknownItems,
-    catalog_features,
-    check_unknown_items,
-    event_example,
-    split_of,
-    unique_rows,
-)
-from components.multilog_example_gen.spans import available_spans, span_pattern
-from components.multilog_example_gen.spec import CatalogSpec, IngestSpec
-from contracts.ids import normalize_id
+from components.multilog_example_gen.events import split_of
+from components.multilog_example_gen.read import ReadEvents, to_catalog_example
+from components.multilog_example_gen.spans import available_spans
+from components.multilog_example_gen.spec import IngestSpec
 from contracts.names import (
     CATALOG,
     EVAL,
@@ -97,52 +83,6 @@ def input_splits(spec: IngestSpec) -> list[example_gen_pb2.Input.Split]:
         example_gen_pb2.Input.Split(name=EVAL, pattern="*"),
         example_gen_pb2.Input.Split(name=CATALOG, pattern=spec.catalog.file),
     ]
-
-
-def match_files(root: str, pattern: str, what: str) -> list[str]:
-    """The files `pattern` (relative to `root`, globs allowed) matches, sorted.
-
-    Raises:
-        ValueError: naming the log and the pattern if nothing matches.
-    """
-    path = os.path.join(root, pattern)
-    matched = sorted(m.path for m in FileSystems.match([path])[0].metadata_list)
-    if not matched:
-        raise ValueError(f"{what}: no file matches {path!r}")
-    return matched
-
-
-def _read_csv(pipeline: beam.Pipeline, label: str, path: str, header: Sequence[str]):
-    """(line, row) of every data row of `path`, in file order."""
-    return (
-        pipeline
-        | f"File[{label}]" >> beam.Create([path])
-        | f"Read[{label}]" >> beam.FlatMap(read_rows, header=list(header))
-    )
-
-
-def _catalog_entry(entry: tuple[int, dict[str, str]], spec: CatalogSpec, path: str):
-    line, row = entry
-    item = normalize_id(row[spec.item_column])
-    if not item:
-        raise ValueError(f"catalogue {path!r} line {line}: empty item id in row {row}")
-    return item, catalog_features(row, spec)
-
-
-def _to_catalog_example(entry) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature=entry[1]))
-
-
-def _check_unique(entries: Iterable[Any]) -> None:
-    counts = collections.Counter(item_id for item_id, _ in entries)
-    dupes = sorted(i for i, n in counts.items() if n > 1)
-    if dupes:
-        raise ValueError(f"catalogue has duplicate item ids, e.g. {dupes[:10]}")
-
-
-def _is_known(raw_item: str, catalog: dict) -> tuple[str, bool]:
-    item = normalize_id(raw_item)
-    return item, item in catalog
 
 
 def ingest_spec(exec_properties: dict[str, Any]) -> IngestSpec:
@@ -238,7 +178,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             return self._window_by_beam(pipeline, spec, root, int(span))
         events, catalog = pipeline | "Read" >> ReadEvents(spec, root, span)
         serialized = {
-            CATALOG: catalog | "CatalogExample" >> beam.Map(_to_catalog_example),
+            CATALOG: catalog | "CatalogExample" >> beam.Map(to_catalog_example),
         }
         if spec.spans:
             serialized[EVENTS] = events
@@ -266,7 +206,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             {
                 TRAIN: [read[s][0] for s in train] | "Train" >> beam.Flatten(),
                 EVAL: [read[s][0] for s in held_out] | "Eval" >> beam.Flatten(),
-                CATALOG: read[held_out[-1]][1] | "CatalogExample" >> beam.Map(_to_catalog_example),
+                CATALOG: read[held_out[-1]][1] | "CatalogExample" >> beam.Map(to_catalog_example),
             }
         )
 
@@ -282,109 +222,3 @@ def _serialized(splits: dict[str, beam.pvalue.PCollection]) -> dict[str, beam.pv
         | f"Serialize[{name}]" >> beam.Map(lambda ex: ex.SerializeToString(deterministic=True))
         for name, records in splits.items()
     }
-
-
-class ReadEvents(beam.PTransform):
-    """Reads every log (of one span, if given) and the catalogue.
-
-    Files and columns are checked when the transform is built, before any
-    Beam work; a bad value fails later, naming its row. Applied to a pipeline,
-    it gives (event tf.Examples in log order, (item id, catalogue features)
-    entries).
-
-    Args:
-        spec: The ingest spec.
-        root: The data root.
-        span: The span to read (its files only), or None for a snapshot.
-
-    Raises:
-        ValueError: naming the file of a missing file or column.
-    """
-
-    def __init__(self, spec: IngestSpec, root: str, span: int | None):
-        super().__init__()
-        self.spec, self.span = spec, span
-
-        def resolve(pattern: str) -> str:
-            return pattern if span is None else span_pattern(pattern, span)
-
-        where = "" if span is None else f" (span {span})"
-        self.catalog_path = os.path.join(root, resolve(spec.catalog.file))
-        self.catalog_header = check_columns(
-            self.catalog_path, "catalogue", spec.catalog.required_columns
-        )
-        self.log_files = {
-            log.name: [
-                (path, check_columns(path, f"log {log.name!r}", log.required_columns))
-                for path in match_files(root, resolve(log.file), f"log {log.name!r}{where}")
-            ]
-            for log in spec.logs
-        }
-
-    def expand(self, pbegin):  # noqa: D102
-        spec, span, log_files = self.spec, self.span, self.log_files
-        catalog = _read_csv(
-            pbegin, "catalog", self.catalog_path, self.catalog_header
-        ) | "CatalogEntry" >> beam.Map(_catalog_entry, spec=spec.catalog, path=self.catalog_path)
-        _ = catalog | "CatalogIds" >> beam.combiners.ToList() | beam.Map(_check_unique)
-        catalog_side = beam.pvalue.AsDict(catalog)
-
-        max_timestamp = int(time.time()) + FUTURE_TOLERANCE_S
-        logs = {log.name: log for log in spec.logs}
-        allow_empty = span is not None
-        # One Create holding every log, read in order: the events come out in the
-        # same order run after run (separate reads would interleave at random).
-        rows = (
-            pbegin
-            | "Logs" >> beam.Create([log.name for log in spec.logs])
-            | "ReadLogs"
-            >> beam.FlatMap(
-                lambda name: (
-                    (name, *entry)
-                    for entry in unique_rows(
-                        log_files[name],
-                        (logs[name].user_column, logs[name].item_column),
-                        allow_empty=allow_empty,
-                    )
-                )
-            )
-        )
-        events = rows | "ToExample" >> beam.Map(
-            lambda entry, catalog: event_example(
-                entry[3],
-                logs[entry[0]],
-                catalog,
-                max_timestamp,
-                source=f"{entry[1]!r} line {entry[2]}",
-            ),
-            catalog=catalog_side,
-        )
-        _ = (
-            rows
-            | "CatalogHit"
-            >> beam.Map(
-                lambda entry, catalog: (
-                    entry[0],
-                    _is_known(entry[3][logs[entry[0]].item_column], catalog),
-                ),
-                catalog=catalog_side,
-            )
-            | "CountUnknown" >> beam.CombinePerKey(UnknownItems())
-            | "CheckUnknown"
-            >> beam.Map(lambda counted: check_unknown_items(*counted, spec.max_unknown_item_share))
-        )
-        if span is not None:
-            _ = (
-                rows
-                | "CountEvents" >> beam.combiners.Count.Globally()
-                | "CheckSpan" >> beam.Map(_check_span_has_events, span=span, logs=sorted(log_files))
-            )
-        return events, catalog
-
-
-def _check_span_has_events(count: int, span: int, logs: list[str]) -> None:
-    if not count:
-        raise ValueError(
-            f"span {span} holds no event in any of the logs {logs}: every file of the "
-            "span has a header and no rows"
-        )

@@ -6,6 +6,7 @@ the executor can rebuild them from the JSON `custom_config` TFX passes along.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 
@@ -31,22 +32,75 @@ def partition_kind(pattern: str) -> str | None:
     return "span" if span else "date" if all(dates) else None
 
 
+FORMATS = ("csv", "parquet", "tfrecord", "bigquery")
+"""Log and catalogue formats: files (CSV, Parquet, TFRecord of tf.Example) or a
+BigQuery table or query (the cloud path)."""
+TIMESTAMP_UNITS = ("seconds", "milliseconds", "iso8601")
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV export is written.
+
+    Attributes:
+        delimiter: Field separator (one character: a comma, semicolon, tab, pipe...).
+        header: Whether the first line names the columns.
+        columns: The column names when there is no header line.
+        encoding: Text encoding ("utf-8-sig" also reads plain UTF-8 and skips a BOM).
+        quotechar: Quote character of fields holding delimiters or newlines.
+    """
+
+    delimiter: str = ","
+    header: bool = True
+    columns: tuple[str, ...] = ()
+    encoding: str = "utf-8-sig"
+    quotechar: str = '"'
+
+    def __post_init__(self) -> None:
+        if len(self.delimiter) != 1 or len(self.quotechar) != 1:
+            raise ValueError(
+                f"CSV delimiter and quotechar must be one character, got {self.delimiter!r}, "
+                f"{self.quotechar!r}"
+            )
+        if not self.header and not self.columns:
+            raise ValueError("a CSV without a header line needs its column names (columns)")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError as e:
+            raise ValueError(f"unknown encoding {self.encoding!r}") from e
+
+
+def _check_source(where: str, fmt: str, file: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"{where}.format must be one of {FORMATS}, got {fmt!r}")
+    if not file:
+        raise ValueError(f"{where}.file must be set")
+
+
 @dataclasses.dataclass(frozen=True)
 class LogSpec:
-    """One CSV feedback log, turned into events of a single type.
+    """One feedback log, turned into events of one type (or of a type column's values).
 
     Attributes:
         name: Short name used in messages and Beam step labels.
-        file: Path of the CSV file relative to the data root; a glob pattern
+        file: Path of the file(s) relative to the data root; a glob pattern
             (e.g. "views/*.csv") reads every matching file, in name order, as one log.
             With `IngestSpec.spans`, it holds TFX's partition placeholder: `{SPAN}`
             (e.g. "views/span-{SPAN}/*.csv") or a date (`views/{YYYY}-{MM}-{DD}/*.csv`).
+            For BigQuery: a table `project.dataset.table`, or a `SELECT` query.
         event_type: Event type written on every event of this log (e.g. "watch").
         user_column: Column holding the user id.
         item_column: Column holding the item id.
-        timestamp_column: Column holding the event time in Unix seconds.
+        timestamp_column: Column holding the event time (see `timestamp_unit`).
         rating_column: Optional column holding an explicit rating; events of a log
             without one carry no rating.
+        event_type_column: Optional column whose value is each event's type
+            (instead of `event_type`, which then names the log's events in messages).
+        format: One of `FORMATS`.
+        csv: The CSV dialect (format "csv").
+        timestamp_unit: Unix "seconds", Unix "milliseconds", or "iso8601" text
+            (a naive time is UTC).
+        optional: A log with no file is skipped (logged) instead of failing.
     """
 
     name: str
@@ -56,49 +110,106 @@ class LogSpec:
     item_column: str = "movieId"
     timestamp_column: str = "timestamp"
     rating_column: str | None = None
+    event_type_column: str | None = None
+    format: str = "csv"
+    csv: CsvDialect = CsvDialect()
+    timestamp_unit: str = "seconds"
+    optional: bool = False
 
     def __post_init__(self) -> None:
-        for field in ("name", "file", "event_type", "user_column", "item_column"):
+        for field in ("name", "event_type", "user_column", "item_column", "timestamp_column"):
             if not getattr(self, field):
                 raise ValueError(f"LogSpec.{field} must be non-empty, got {getattr(self, field)!r}")
+        _check_source(f"log {self.name!r}", self.format, self.file)
         if self.event_type == CATALOG:
             raise ValueError(f"event_type {self.event_type!r} is reserved for catalogue rows")
+        if self.timestamp_unit not in TIMESTAMP_UNITS:
+            raise ValueError(
+                f"log {self.name!r}: timestamp_unit must be one of {TIMESTAMP_UNITS}, got "
+                f"{self.timestamp_unit!r}"
+            )
 
     @property
     def required_columns(self) -> tuple[str, ...]:
-        """Columns the CSV header must contain."""
-        cols = [self.user_column, self.item_column, self.timestamp_column]
-        if self.rating_column:
-            cols.append(self.rating_column)
-        return tuple(cols)
+        """Columns every row must have."""
+        optional = (self.rating_column, self.event_type_column)
+        return (self.user_column, self.item_column, self.timestamp_column) + tuple(
+            c for c in optional if c
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalSpec:
+    """One categorical attribute of the catalogue's items (genres, category, brand).
+
+    Either a column holding a delimited list of values, or one 0/1 flag column
+    per value (the value is the column's name). All of a catalogue's
+    categorical attributes become the items' category tokens.
+
+    Attributes:
+        column: The delimited list column (None with `flags`).
+        separator: Separator of the list.
+        empty: A value meaning "none" (e.g. "(no genres listed)").
+        flags: Flag columns: a value is present where its column is 1/true/yes.
+    """
+
+    column: str | None = None
+    separator: str = "|"
+    empty: str = ""
+    flags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.column) == bool(self.flags):
+            raise ValueError(
+                f"a categorical attribute is a list column or flag columns, got column="
+                f"{self.column!r}, flags={list(self.flags)}"
+            )
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns it reads."""
+        return (self.column,) if self.column else self.flags
 
 
 @dataclasses.dataclass(frozen=True)
 class CatalogSpec:
-    """The item catalogue CSV: every row becomes a retrieval candidate.
+    """The item catalogue: every row becomes a retrieval candidate.
 
     Attributes:
-        file: Path of the CSV file relative to the data root. With
-            `IngestSpec.spans` it may hold the logs' partition placeholder (a
-            catalogue snapshot per span) or not (one catalogue, read with every span).
+        file: Path of the file relative to the data root (a BigQuery table or query
+            with format "bigquery"). With `IngestSpec.spans` it may hold the logs'
+            partition placeholder (a catalogue snapshot per span) or not (one
+            catalogue, read with every span).
         item_column: Column holding the item id (same id space as the logs).
-        title_column: Column holding the item title.
-        genres_column: Column holding `genres_separator`-joined genres.
-        genres_separator: Separator between genres.
-        empty_genres: Placeholder value meaning "no genres".
+        title_column: Column holding the item title (what `retrieve` returns).
+        categorical: The items' categorical attributes (their category tokens).
+        text_columns: More text columns, tokenised with the title.
+        format: One of `FORMATS`.
+        csv: The CSV dialect (format "csv").
     """
 
     file: str
     item_column: str = "movieId"
     title_column: str = "title"
-    genres_column: str = "genres"
-    genres_separator: str = "|"
-    empty_genres: str = "(no genres listed)"
+    categorical: tuple[CategoricalSpec, ...] = (
+        CategoricalSpec(column="genres", empty="(no genres listed)"),
+    )
+    text_columns: tuple[str, ...] = ()
+    format: str = "csv"
+    csv: CsvDialect = CsvDialect()
+
+    def __post_init__(self) -> None:
+        _check_source("catalog", self.format, self.file)
+        if not self.item_column or not self.title_column:
+            raise ValueError("catalog.item_column and title_column must be set")
 
     @property
     def required_columns(self) -> tuple[str, ...]:
-        """Columns the CSV header must contain."""
-        return (self.item_column, self.title_column, self.genres_column)
+        """Columns every row must have."""
+        columns = [self.item_column, self.title_column]
+        for attribute in self.categorical:
+            columns.extend(attribute.columns)
+        return tuple(dict.fromkeys([*columns, *self.text_columns]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +305,13 @@ class IngestSpec(jsonable.JsonDataclass):
             return
         if CATALOG in kinds:
             raise ValueError(f"a log may not be called {CATALOG!r} with spans (reserved)")
+        queried = sorted(log.name for log in self.logs if log.format == "bigquery") + (
+            [CATALOG] if self.catalog.format == "bigquery" else []
+        )
+        if queried:
+            raise ValueError(
+                f"{queried} read BigQuery, which is a snapshot: time partitions need files"
+            )
         unmarked = sorted(n for n, k in kinds.items() if k is None)
         if unmarked:
             raise ValueError(

@@ -1,0 +1,318 @@
+"""Logs described in a file: the shipped presets, every format read alike, and the mistakes."""
+
+import datetime
+import gzip
+import json
+import os
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+import yaml
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
+
+from components.multilog_example_gen import executor
+from components.multilog_example_gen.read import bigquery_query
+from components.multilog_example_gen.spec import IngestSpec
+from models.config import TaskEvents
+from pipeline import logs_file
+from pipeline.presets import CONFIG_DIR, PRESETS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA = os.path.join(HERE, os.pardir, "schema", "schema.pbtxt")
+RATINGS = [  # user, item, unix seconds, rating
+    ("u1", "10", 1_600_000_000, 4.0),
+    ("u2", "10", 1_600_000_100, 3.5),
+    ("u2", "20", 1_600_000_200, 5.0),
+    ("u3", "30", 1_600_000_300, 2.0),
+]
+ITEMS = [
+    ("10", "Heat (1995)", ["Action", "Crime"]),
+    ("20", "Up (2009)", []),
+    ("30", "Ran", ["Drama"]),
+]
+GENRES = ["Action", "Crime", "Drama"]
+
+
+def base_config(**log_overrides):
+    log = {
+        "name": "ratings",
+        "file": "ratings.csv",
+        "event_type": "watch",
+        "columns": {"user": "userId", "item": "movieId", "timestamp": "ts", "rating": "stars"},
+        "rating": True,
+        **log_overrides,
+    }
+    return {
+        "name": "fixture",
+        "schema": SCHEMA,
+        "logs": [log],
+        "catalog": {
+            "file": "movies.csv",
+            "columns": {"item": "movieId", "title": "title"},
+            "categorical": [{"column": "genres", "separator": "|"}],
+        },
+    }
+
+
+def write_config(tmp_path, config, name="logs.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_the_shipped_presets_are_logs_files():
+    assert sorted(os.listdir(CONFIG_DIR)) == sorted(f"{n}.yaml" for n in PRESETS)
+    movielens = PRESETS["movielens"]
+    assert movielens.model.events == TaskEvents(
+        retrieval=(("watch", 1.0), ("tag", 1.0)), rating=("watch",), retrieval_eval=("watch",)
+    )
+    assert movielens.features.title_year and movielens.schema_file == "schema.pbtxt"
+    assert PRESETS["synthetic"].gate.max_rmse == 1.5
+    spans = PRESETS["synthetic_spans"]  # extends synthetic.yaml
+    assert spans.ingest.spans.window == 14 and spans.gate.max_rmse is None
+    assert spans.model.events == PRESETS["synthetic"].model.events
+
+
+@pytest.mark.parametrize(
+    "change, key, message",
+    [
+        (lambda c: c.update(colour="red"), "<top>", r"unknown key\(s\) \['colour'\]"),
+        (
+            lambda c: c["logs"][0]["columns"].pop("user"),
+            "logs[0].columns",
+            r"missing key\(s\) \['user'\]",
+        ),
+        (lambda c: c["logs"][0].update(format="xlsx"), "logs[0]", "format must be one of"),
+        (
+            lambda c: c["logs"].append(dict(c["logs"][0])),
+            "logs",
+            r"\['ratings'\] appear more than once",
+        ),
+        (lambda c: c["logs"][0]["columns"].pop("rating"), "logs[0].rating", "no rating column"),
+        (lambda c: c["logs"][0].update(timestamp_unit="days"), "logs[0]", "timestamp_unit must be"),
+        (
+            lambda c: c.update(split={"eval_percent": "twenty"}),
+            "split.eval_percent",
+            "expected int",
+        ),
+        (lambda c: c["logs"][0].update(csv={"delimiter": ";;"}), "logs[0].csv", "one character"),
+        (
+            lambda c: c["logs"][0].update(evaluate=["click"]),
+            "logs[0].evaluate",
+            r"\['click'\] are not",
+        ),
+        (lambda c: c.update(schema="nowhere.pbtxt"), "schema", "no schema file"),
+        (
+            lambda c: c["catalog"]["categorical"].append({"column": "a", "flags": ["b"]}),
+            "catalog.categorical[1]",
+            "list column or flag",
+        ),
+    ],
+)
+def test_mistakes_name_the_file_and_the_key(tmp_path, change, key, message):
+    config = base_config()
+    change(config)
+    path = write_config(tmp_path, config)
+    with pytest.raises(logs_file.LogsFileError, match=message) as info:
+        logs_file.load(path)
+    assert str(info.value).startswith(f"{path}: {key}: ")
+
+
+def test_mistakes_against_the_data_name_the_key_and_the_data_file(tmp_path):
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n10,Heat,Action\n")
+    (tmp_path / "ratings.csv").write_text("userId,movieId,ts,score\nu1,10,1,4\n")
+    path = write_config(tmp_path, base_config())
+    with pytest.raises(
+        logs_file.LogsFileError,
+        match=r"logs\[0\].columns: column\(s\) \['stars'\] are not in .*ratings.csv'",
+    ):
+        logs_file.check_data(path, str(tmp_path))
+    path = write_config(tmp_path, base_config(file="missing/*.csv"))
+    with pytest.raises(logs_file.LogsFileError, match=r"logs\[0\].file: no file matches"):
+        logs_file.check_data(path, str(tmp_path))
+    optional = write_config(
+        tmp_path,
+        {
+            **base_config(),
+            "logs": [
+                base_config()["logs"][0],
+                {
+                    **base_config(file="tags/*.csv", name="tags", rating=False)["logs"][0],
+                    "optional": True,
+                },
+            ],
+        },
+    )
+    (tmp_path / "ratings.csv").write_text("userId,movieId,ts,stars\nu1,10,1,4\n")
+    logs_file.check_data(optional, str(tmp_path))  # an optional log may be absent
+
+
+def write_formats(root):
+    """The same ratings and catalogue in four encodings; returns a logs config for each."""
+    configs = {}
+    # 1. Plain CSV, Unix seconds, genres as a |-list.
+    plain = root / "plain"
+    plain.mkdir()
+    (plain / "ratings.csv").write_text(
+        "userId,movieId,ts,stars\n" + "".join(f"{u},{i},{t},{r}\n" for u, i, t, r in RATINGS)
+    )
+    (plain / "movies.csv").write_text(
+        "movieId,title,genres\n" + "".join(f'{i},"{t}",{"|".join(g)}\n' for i, t, g in ITEMS)
+    )
+    configs["plain"] = base_config()
+    # 2. An export dialect: ';' without a header, latin-1, gzip, ISO-8601 times, genre flags.
+    dialect = root / "dialect"
+    dialect.mkdir()
+    lines = "".join(
+        f"{u};{i};{datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()};{r}\n"
+        for u, i, t, r in RATINGS
+    )
+    (dialect / "ratings.csv.gz").write_bytes(gzip.compress(lines.encode("latin-1")))
+    flags = "".join(
+        f"{i};{t};" + ";".join(str(int(g in genres)) for g in GENRES) + "\n"
+        for i, t, genres in ITEMS
+    )
+    (dialect / "movies.csv").write_bytes(
+        ("id;name;" + ";".join(GENRES) + "\n" + flags).encode("latin-1")
+    )
+    config = base_config(
+        file="ratings.csv.gz",
+        csv={
+            "delimiter": ";",
+            "header": False,
+            "columns": ["userId", "movieId", "ts", "stars"],
+            "encoding": "latin-1",
+        },
+        timestamp_unit="iso8601",
+    )
+    config["catalog"] = {
+        "file": "movies.csv",
+        "csv": {"delimiter": ";", "encoding": "latin-1"},
+        "columns": {"item": "id", "title": "name"},
+        "categorical": [{"flags": GENRES}],
+    }
+    configs["dialect"] = config
+    # 3. Parquet, milliseconds.
+    parquet = root / "parquet"
+    parquet.mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "userId": [u for u, *_ in RATINGS],
+                "movieId": [int(i) for _, i, *_ in RATINGS],
+                "ts": [t * 1000 for *_, t, _ in RATINGS],
+                "stars": [r for *_, r in RATINGS],
+            }
+        ),
+        parquet / "ratings.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "movieId": [i for i, *_ in ITEMS],
+                "title": [t for _, t, _ in ITEMS],
+                "genres": ["|".join(g) for *_, g in ITEMS],
+            }
+        ),
+        parquet / "movies.parquet",
+    )
+    config = base_config(file="ratings.parquet", format="parquet", timestamp_unit="milliseconds")
+    config["catalog"].update(file="movies.parquet", format="parquet")
+    configs["parquet"] = config
+    # 4. TFRecord of tf.Example, genres as a list feature.
+    records = root / "tfrecord"
+    records.mkdir()
+
+    def example(**features):
+        out = {}
+        for key, value in features.items():
+            values = value if isinstance(value, list) else [value]
+            if values and isinstance(values[0], str):
+                out[key] = tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[v.encode() for v in values])
+                )
+            elif values and isinstance(values[0], float):
+                out[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+            else:
+                out[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        return tf.train.Example(features=tf.train.Features(feature=out)).SerializeToString()
+
+    with tf.io.TFRecordWriter(str(records / "ratings.gz"), options="GZIP") as w:
+        for u, i, t, r in RATINGS:
+            w.write(example(userId=u, movieId=i, ts=t, stars=r))
+    with tf.io.TFRecordWriter(str(records / "movies.tfrecord")) as w:
+        for i, t, g in ITEMS:
+            w.write(example(movieId=i, title=t, genres=g))
+    config = base_config(file="ratings.gz", format="tfrecord")
+    config["catalog"].update(file="movies.tfrecord", format="tfrecord")
+    configs["tfrecord"] = config
+    return configs
+
+
+def ingest(root, config_path):
+    spec = IngestSpec.from_json_dict(logs_file.load(config_path)["ingest"])
+    properties = {
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+            example_gen_pb2.Input(splits=executor.input_splits(spec))
+        ),
+        standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(
+            {executor.INGEST_SPEC_KEY: spec.to_json_dict()}
+        ),
+        standard_component_specs.INPUT_BASE_KEY: str(root),
+    }
+    out = {}
+    with beam.Pipeline() as p:
+        for name, records in executor.Executor().GenerateExamplesByBeam(p, properties).items():
+            path = os.path.join(root, f"out-{name}")
+            records | f"Write{name}" >> beam.io.WriteToTFRecord(path, shard_name_template="")
+            out[name] = path
+    return {
+        name: sorted(r.numpy() for r in tf.data.TFRecordDataset(path)) for name, path in out.items()
+    }
+
+
+def test_every_format_gives_the_same_examples(tmp_path):
+    configs = write_formats(tmp_path)
+    results = {}
+    for name, config in configs.items():
+        path = write_config(tmp_path, config, f"{name}.yaml")
+        logs_file.check_data(path, str(tmp_path / name))
+        results[name] = ingest(tmp_path / name, path)
+    assert sum(len(results["plain"][s]) for s in ("train", "eval")) == len(RATINGS)
+    assert len(results["plain"]["catalog"]) == len(ITEMS)
+    for name in ("dialect", "parquet", "tfrecord"):
+        assert results[name] == results["plain"], name
+    heat = [tf.train.Example.FromString(r) for r in results["plain"]["catalog"]]
+    genres = {
+        e.features.feature["item_id"].bytes_list.value[0]: list(
+            e.features.feature["genres"].bytes_list.value
+        )
+        for e in heat
+    }
+    assert genres == {b"10": [b"Action", b"Crime"], b"20": [], b"30": [b"Drama"]}
+
+
+def test_bigquery_reads_the_needed_columns_once():
+    assert bigquery_query("proj.ds.ratings", ["userId", "movieId", "ts"]) == (
+        "SELECT DISTINCT `userId`, `movieId`, `ts` FROM `proj.ds.ratings`"
+    )
+    assert bigquery_query("SELECT * FROM ds.t WHERE d > 1;", ["u", "u"]) == (
+        "SELECT DISTINCT `u` FROM (SELECT * FROM ds.t WHERE d > 1)"
+    )
+    with pytest.raises(ValueError, match="needs a source and columns"):
+        bigquery_query(" ", ["u"])
+    # Beam's BigQuery read of that query builds here; it queries only when run on the cloud.
+    read = beam.io.ReadFromBigQuery(query=bigquery_query("p.d.t", ["u"]), use_standard_sql=True)
+    assert isinstance(read, beam.PTransform)
+    config = base_config(format="bigquery", file="proj.ds.ratings")
+    spec = IngestSpec.from_json_dict(logs_file.load_dict(config, "<test>")["ingest"])
+    assert (spec.logs[0].format, spec.logs[0].file) == ("bigquery", "proj.ds.ratings")
+    config["spans"] = {"window": 2}
+    config["logs"][0]["file"] = "proj.ds.ratings_{YYYY}{MM}{DD}"
+    with pytest.raises(logs_file.LogsFileError, match="BigQuery, which is a snapshot"):
+        logs_file.load_dict(config, "<test>")
