@@ -26,12 +26,15 @@ class DCNConfig:
         num_cross_layers: Number of `tfrs.layers.dcn.Cross` layers (>= 0).
         projection_dim: None for full-rank cross layers, else the low-rank size.
         deep_layers: Widths of the ReLU layers of the deep part.
+        dot_product: Add a learned multiple of the user-item dot product (the
+            retrieval score) to the tower's output.
     """
 
     structure: str = "stacked"
     num_cross_layers: int = 2
     projection_dim: int | None = None
     deep_layers: tuple[int, ...] = (64, 32)
+    dot_product: bool = True
 
     def __post_init__(self) -> None:
         if self.structure not in DCN_STRUCTURES:

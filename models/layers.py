@@ -90,6 +90,9 @@ class DCNRatingTower(tf.keras.layers.Layer):
     (`tfrs.layers.dcn.Cross`, full or low-rank) model explicit feature crosses;
     the deep part is a ReLU MLP. "stacked" feeds the cross output to the deep
     part; "parallel" runs both on the input and concatenates their outputs.
+    With `config.dot_product`, a learned multiple of <u, i> (starting at 0) is
+    added: one weight that carries the retrieval task's affinity into the
+    rating, which a few hundred ratings can fit where the whole tower cannot.
 
     Args:
         config: Structure, depth and widths of the tower.
@@ -132,6 +135,11 @@ class DCNRatingTower(tf.keras.layers.Layer):
             bias_initializer=tf.keras.initializers.Constant(0.0 if residual else rating_prior),
             name="rating",
         )
+        self.dot_weight = (
+            self.add_weight(name="dot_weight", shape=(), initializer="zeros")
+            if config.dot_product
+            else None
+        )
 
     def call(self, inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
         """Returns predicted ratings [batch, 1] for (user [batch, d], item [batch, d])."""
@@ -145,7 +153,10 @@ class DCNRatingTower(tf.keras.layers.Layer):
             deep = layer(deep)
         if self.config.structure == "parallel":
             deep = tf.concat([crossed, deep], axis=-1)
-        return self.output_layer(deep)
+        rating = self.output_layer(deep)
+        if self.dot_weight is not None:
+            rating += self.dot_weight * tf.reduce_sum(user * item, axis=1, keepdims=True)
+        return rating
 
 
 class RatingPrior(tf.keras.layers.Layer):

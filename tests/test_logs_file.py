@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
+import tensorflow_data_validation as tfdv
 import yaml
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
@@ -20,6 +21,7 @@ from components.multilog_example_gen.read import bigquery_query
 from components.multilog_example_gen.spec import IngestSpec
 from models.config import TaskEvents
 from pipeline import logs_file
+from pipeline.bootstrap import bootstrap_schema
 from pipeline.presets import CONFIG_DIR, PRESETS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -316,3 +318,40 @@ def test_bigquery_reads_the_needed_columns_once():
     config["logs"][0]["file"] = "proj.ds.ratings_{YYYY}{MM}{DD}"
     with pytest.raises(logs_file.LogsFileError, match="BigQuery, which is a snapshot"):
         logs_file.load_dict(config, "<test>")
+
+
+def test_schema_bootstrap_infers_the_domains_of_other_logs(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [
+        (f"u{u}", str(10 + (u + k) % 4), 1_600_000_000 + u * 10 + k, 1 + (u + k) % 5)
+        for u in range(30)
+        for k in range(3)
+    ]
+    (data / "ratings.csv").write_text(
+        "userId,movieId,ts,stars\n" + "".join(f"{u},{i},{t},{r}\n" for u, i, t, r in rows)
+    )
+    (data / "movies.csv").write_text(
+        "movieId,title,genres\n10,Sholay,Bollywood|Action\n11,Akira,Anime\n12,Lagaan,Bollywood\n13,Ran,Drama\n"
+    )
+    config = base_config()
+    config["schema"] = str(tmp_path / "schema" / "mine.pbtxt")  # not curated yet
+    path = write_config(tmp_path, config)
+    with pytest.raises(logs_file.LogsFileError, match="bootstrap it"):
+        logs_file.load(path)
+    report = bootstrap_schema(path, str(data), str(tmp_path / "out"))
+    assert report.schema == str(tmp_path / "schema" / "mine.inferred.pbtxt")
+    schema = tfdv.load_schema_text(report.schema)
+    domain = tfdv.get_domain(schema, "genres")
+    assert set(domain.value) == {"Action", "Anime", "Bollywood", "Drama"}  # not MovieLens' domain
+    assert {f.name for f in schema.feature} >= {
+        "user_id",
+        "item_id",
+        "event_type",
+        "rating",
+        "genres",
+    }
+    text = open(report.report).read()
+    assert "| genres | BYTES |" in text and "4 values: Action, Anime, Bollywood, Drama" in text
+    assert "| rating | FLOAT |" in text and "seen 1..5" in text
+    assert "save it as `mine.pbtxt`" in text
