@@ -18,7 +18,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: setup run test lint format lock clean compile image submit
+.PHONY: setup run test lint format lock clean compile image submit schema
 
 $(STAMP):
 	@test -n "$(PY)" || { echo "Python $(PYTHON_VERSION) not found: install it with 'pyenv install $(PYTHON_VERSION)'"; exit 1; }
@@ -35,6 +35,12 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
+
+# Infer a schema from your logs (see README "Your own logs"):
+#   make schema LOGS=my_logs.yaml DATA=/path/to/logs
+schema: setup
+	@test -n "$(LOGS)" -a -n "$(DATA)" || { echo "set LOGS=<logs file> DATA=<data root>"; exit 1; }
+	$(BIN)/python local_runner.py --logs $(LOGS) --data_root $(DATA) --bootstrap_schema $(ARGS)
 
 # Kubeflow / Vertex AI (see README "Running on Vertex AI / Kubeflow"):
 #   make image   IMAGE=<region>-docker.pkg.dev/<project>/<repo>/pipeline:<tag>

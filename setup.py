@@ -16,6 +16,8 @@ RUNTIME = [
     "tensorflow-serving-api==2.16.1",
     "apache-beam[gcp]==2.60.0",
     "kfp>=2.5,<3",
+    "pyarrow>=10,<11",  # Parquet logs (also TFX's own)
+    "pyyaml>=6,<7",  # logs files
 ]
 
 DEV = ["pytest", "pytest-timeout", "ruff"]

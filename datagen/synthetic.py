@@ -5,7 +5,8 @@ Users and items carry rank-`rank` latent factors; an item's appeal to a user is
 drawn from softmax(affinity), and each view walks down a funnel
 view > click > add-to-cart > purchase whose step probabilities rise with the
 affinity (calibrated to roughly 100 : 20 : 5 : 1). A share of purchases carries
-an explicit 1-5 rating that also follows the affinity.
+an explicit 1-5 rating that follows the user's taste for the item (the factor
+term; `star_rating`).
 
 Output, in the format the pipeline ingests (`pipeline.presets.SYNTHETIC_INGEST`): one CSV
 per behaviour (`views.csv`, `clicks.csv`, `carts.csv`, `purchases.csv` with a
@@ -86,6 +87,16 @@ class PlantedStructure:
         return self.personal_scale * personal + self.popularity
 
 
+def star_rating(taste: float, rng: np.random.Generator) -> int:
+    """A 1-5 rating of a bought item: 3 + the user's taste for it + noise (sd 0.5), rounded.
+
+    The taste is <p_u, q_i> / sqrt(rank), the planted factors that also drive what
+    the user views. The rating follows the same latent taste as the implicit behaviours, so a model
+    that learns it from views can predict ratings beyond the user's and item's means.
+    """
+    return int(np.clip(np.rint(3.0 + taste + rng.normal(0, 0.5)), 1, 5))
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function, elementwise."""
     return 1.0 / (1.0 + np.exp(-x))
@@ -114,6 +125,7 @@ def generate(
     for start in range(0, config.users, 512):
         users = np.arange(start, min(start + 512, config.users))
         scores = truth.affinity(users)
+        taste = truth.user_factors[users] @ truth.item_factors.T / np.sqrt(config.rank)
         probs = np.exp(scores - scores.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         for row, user in enumerate(users):
@@ -125,11 +137,11 @@ def generate(
                 steps.append(steps[-1] & (rng.random(len(items)) < sigmoid(bias + 0.8 * z)))
             times = clock + np.sort(rng.integers(0, 86_400 * 30, size=len(items)))
             for event, mask in zip(FUNNEL, steps, strict=True):
-                for item, t, zz in zip(items[mask], times[mask], z[mask], strict=True):
+                for item, t in zip(items[mask], times[mask], strict=True):
                     offset = FUNNEL.index(event) * 60
                     if event == "purchase":
                         rated = rng.random() < config.rated_share
-                        rating = int(np.clip(np.rint(3.5 + 0.9 * zz + rng.normal(0, 0.6)), 1, 5))
+                        rating = star_rating(taste[row, item], rng)
                         logs[event].append((user, item, t + offset, rating if rated else ""))
                     else:
                         logs[event].append((user, item, t + offset))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from datagen.partition import span_dir
-from datagen.synthetic import CATEGORIES, FILES, FUNNEL, sigmoid, write_csv
+from datagen.synthetic import CATEGORIES, FILES, FUNNEL, sigmoid, star_rating, write_csv
 
 DAY = 86_400
 CATALOG_NAME, CATALOG_FILE = "items", "items.csv"
@@ -156,12 +156,13 @@ def _day(config, rng, users, views, items, user_factors, item_factors, popularit
             times = np.sort(rng.integers(0, DAY - 300, size=n))
             for event, mask in zip(FUNNEL, steps, strict=True):
                 offset = FUNNEL.index(event) * 60
-                for item, t, zz in zip(items[picked[mask]], times[mask], z[mask], strict=True):
+                for pick, t in zip(picked[mask], times[mask], strict=True):
+                    item = items[pick]
                     if event != "purchase":
                         logs[event].append((user, item, t + offset))
                         continue
                     rated = rng.random() < config.rated_share
-                    rating = int(np.clip(np.rint(3.5 + 0.9 * zz + rng.normal(0, 0.6)), 1, 5))
+                    rating = star_rating(personal[row, pick], rng)
                     logs[event].append((user, item, t + offset, rating if rated else ""))
     return logs
 

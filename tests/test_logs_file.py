@@ -12,6 +12,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 import yaml
+from tensorflow_transform.tf_metadata import schema_utils
+from tfx.orchestration import metadata
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
@@ -352,6 +354,31 @@ def test_schema_bootstrap_infers_the_domains_of_other_logs(tmp_path):
         "genres",
     }
     text = open(report.report).read()
-    assert "| genres | BYTES |" in text and "4 values: Action, Anime, Bollywood, Drama" in text
-    assert "| rating | FLOAT |" in text and "seen 1..5" in text
+    assert "| genres | BYTES | train, eval, catalog |" in text
+    assert "4 values: Action, Anime, Bollywood, Drama" in text and "a closed set?" in text
+    assert "| user_id | BYTES | train, eval |" in text
+    assert "absent from ['catalog']: presence dropped" in text
+    assert not tfdv.get_feature(schema, "user_id").HasField("domain")  # ids grow
+    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    assert set(spec) == {
+        "user_id",
+        "item_id",
+        "event_type",
+        "rating",
+        "timestamp",
+        "title",
+        "genres",
+    }
+    assert tfdv.get_feature(schema, "rating").float_domain.max == 5.0
+    # As written, the inferred schema fits every split of these logs: no anomaly.
+    connection = metadata.sqlite_metadata_connection_config(
+        str(tmp_path / "out" / "schema_bootstrap" / "metadata.sqlite")
+    )
+    with metadata.Metadata(connection) as m:
+        [stats] = m.store.get_artifacts_by_type("ExampleStatistics")
+    for split in ("train", "eval", "catalog"):
+        stats_dir = os.path.join(stats.uri, f"Split-{split}")
+        found = tfdv.load_stats_binary(os.path.join(stats_dir, "FeatureStats.pb"))
+        anomalies = tfdv.validate_statistics(found, schema)
+        assert not anomalies.anomaly_info, (split, anomalies)
     assert "save it as `mine.pbtxt`" in text
