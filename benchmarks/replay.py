@@ -31,6 +31,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
+
 from benchmarks.harness import ROOT, write_results  # noqa: E402
 from datagen import partition, timeline  # noqa: E402
 
@@ -39,11 +41,11 @@ COMPONENTS = ("MultiLogExampleGen", "StatisticsGen", "TemporalWindow", "Transfor
 STATES = {3: "ran", 5: "cached", 4: "failed"}
 
 
-def stage(name: str, work: str) -> tuple[str, list[int], list[str]]:
-    """Writes every span of data set `name` to `<work>/staged`; (dir, spans, inputs)."""
+def stage(name: str, work: str, runs: int) -> tuple[str, list[int], list[str]]:
+    """Writes the `runs + 1` spans of data set `name` to `<work>/staged`; (dir, spans, inputs)."""
     staged = os.path.join(work, "staged")
     if name == "synthetic":
-        spans = timeline.write(timeline.TimelineConfig(days=RUNS + 1), staged)
+        spans = timeline.write(timeline.TimelineConfig(days=runs + 1), staged)
         inputs = [*(f"{e}s" for e in timeline.FUNNEL), timeline.CATALOG_NAME]
     else:
         spans = partition.partition(
@@ -51,7 +53,7 @@ def stage(name: str, work: str) -> tuple[str, list[int], list[str]]:
             staged,
             partition.MOVIELENS_LOGS,
             partition.MOVIELENS_CATALOG,
-            RUNS + 1,
+            runs + 1,
         )
         inputs = [*partition.MOVIELENS_LOGS, partition.MOVIELENS_CATALOG[0]]
     return staged, spans, inputs
@@ -109,7 +111,12 @@ def evaluation(out: str) -> dict:
 
 
 def warm_vs_cold(transform: str, examples: str, base: str, preset: str) -> dict:
-    """Child process: a cold model and a warm one on the same window, epoch by epoch."""
+    """Child process: a cold and a warm training on the same window, scored each epoch.
+
+    The warm one starts from `base` (the previous run's model, blessed or not)
+    and may run as many epochs as the cold one; both stop early as the Trainer
+    does. Each is scored on the window's evaluation span after every epoch.
+    """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow_transform as tft
 
@@ -119,33 +126,46 @@ def warm_vs_cold(transform: str, examples: str, base: str, preset: str) -> dict:
     config = PRESETS[preset].model
     output = tft.TFTransformOutput(transform)
     splits = [os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval", "catalog")]
-    _, cold = training.train(config, output, *splits)
+    _, cold = training.train(config, output, *splits, track_eval=True)
     warm_config = dataclasses.replace(config, warm_start_epochs=config.epochs)
-    _, warm = training.train(warm_config, output, *splits, warm_start_from=base)
-    target = cold["history"]["val_rmse"][-1]
-    seconds, reached = 0.0, None
-    for epoch, (rmse, spent) in enumerate(
-        zip(warm["history"]["val_rmse"], warm["epoch_seconds"], strict=True), 1
-    ):
-        seconds += spent
-        if reached is None and rmse <= target:
-            reached = {"epochs": epoch, "seconds": seconds}
+    _, warm = training.train(warm_config, output, *splits, warm_start_from=base, track_eval=True)
+
+    def curve(run):
+        rmse = [e["rmse"] for e in run["eval_by_epoch"]]
+        return rmse, list(np.cumsum(run["epoch_seconds"]))
+
+    cold_rmse, cold_seconds = curve(cold)
+    warm_rmse, warm_seconds = curve(warm)
+    target = cold["eval"]["rmse"]  # the cold model as the Trainer keeps it (best epoch)
+    reached = next(
+        (
+            {"epochs": e + 1, "seconds": warm_seconds[e]}
+            for e, r in enumerate(warm_rmse)
+            if r <= target
+        ),
+        None,
+    )
     return {
         "cold_rmse": target,
         "cold_seconds": cold["fit_seconds"],
-        "warm_rmse_by_epoch": warm["history"]["val_rmse"],
-        "warm_seconds_by_epoch": warm["epoch_seconds"],
+        "cold_epochs": cold["epochs"],
+        "cold_rmse_by_epoch": cold_rmse,
+        "warm_rmse": warm["eval"]["rmse"],
+        "warm_seconds": warm["fit_seconds"],
+        "warm_rmse_by_epoch": warm_rmse,
+        "warm_seconds_by_epoch": warm_seconds,
         "warm_reached": reached,
+        "warm_start": warm["warm_start"],
     }
 
 
-def replay(name: str, work: str) -> list[dict]:
+def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
     """Runs the pipeline once per delivered span; returns one record per run."""
     shutil.rmtree(work, ignore_errors=True)
-    staged, spans, inputs = stage(name, work)
+    staged, spans, inputs = stage(name, work, runs)
     data, out = os.path.join(work, "data"), os.path.join(work, "out")
     preset = "synthetic_spans" if name == "synthetic" else "movielens_spans"
-    db, last, records = os.path.join(out, "metadata.sqlite"), 0, []
+    db, last, records, previous_model = os.path.join(out, "metadata.sqlite"), 0, [], None
     for run, span in enumerate(spans[1:], 1):
         for s in spans[:2] if run == 1 else [span]:
             deliver(staged, data, inputs, s)
@@ -172,26 +192,21 @@ def replay(name: str, work: str) -> list[dict]:
         with open(os.path.join(model, "Format-Warmstart", "training.json")) as f:
             trained = json.load(f)
         record["trainer"] = {
-            k: trained[k]
-            for k in ("warm_start_from", "epochs", "fit_seconds", "val_rmse")
-            if k in trained
+            k: trained.get(k) for k in ("warm_start_from", "epochs", "max_epochs", "fit_seconds")
         }
-        if trained["warm_start_from"] and any(
-            e["component"] == "Trainer" and e["state"] == "ran" for e in ran
-        ):
-            transform = newest(
-                os.path.join(out, "pipeline_root", "Transform", "transform_graph", "*")
-            )
-            examples = newest(
-                os.path.join(out, "pipeline_root", "Transform", "transformed_examples", "*")
-            )
+        trainer_ran = any(e["component"] == "Trainer" and e["state"] == "ran" for e in ran)
+        if previous_model and trainer_ran:
+            root = os.path.join(out, "pipeline_root", "Transform")
+            transform = newest(os.path.join(root, "transform_graph", "*"))
+            examples = newest(os.path.join(root, "transformed_examples", "*"))
             child = [sys.executable, __file__, "--child", transform, examples]
-            child += [trained["warm_start_from"], preset]
+            child += [os.path.join(previous_model, "Format-Warmstart"), preset]
             proc = subprocess.run(child, capture_output=True, text=True)
             if proc.returncode:
                 raise RuntimeError(f"warm/cold comparison failed:\n{proc.stderr[-4000:]}")
             record["warm_vs_cold"] = json.loads(proc.stdout.strip().splitlines()[-1])
         record["window"] = os.path.basename(window)
+        previous_model = model
         records.append(record)
         print(name, run, span, f"{wall:.0f}s", record["metrics"].get("rmse"), flush=True)
     return records
@@ -206,10 +221,11 @@ def table(results: dict[str, list[dict]]) -> str:
         "# Replay: the pipeline run span after span over growing logs",
         "",
         "Measured by `benchmarks/replay.py` in one run on this machine (2 cores, CPU): "
-        f"{RUNS} runs per data set against one ML Metadata store, each delivering one new "
-        "span (run 1 finds the first two and catches up on the first). Temporal evaluation: "
-        "trained on the earlier spans of the window, evaluated on the newest span; the "
-        "baselines are fitted on the same window and scored on the same events.",
+        f"{max(len(r) for r in results.values())} runs per data set against one ML Metadata "
+        "store, each delivering one new span (run 1 finds the first two and catches up on "
+        "the first). Temporal evaluation: trained on the earlier spans of the window, "
+        "evaluated on the newest span; the baselines are fitted on the same window and "
+        "scored on the same events.",
     ]
     for name, records in results.items():
         lines += [
@@ -238,11 +254,12 @@ def table(results: dict[str, list[dict]]) -> str:
         if compared:
             lines += [
                 "",
-                "Warm start against a cold start on the same window (Keras validation RMSE on "
-                "the newest span; fit time, validation excluded):",
+                "Warm start (from the previous run's model) against a cold start on the same "
+                "window, both with the Trainer's early stopping; RMSE on the newest span after "
+                "each epoch (Keras, unclipped), fit time without validation:",
                 "",
-                "| run | cold: RMSE, fit s | warm: RMSE after each epoch | warm reaches cold RMSE "
-                "after | warm / cold time |",
+                "| run | cold: epochs, fit s, RMSE | warm: RMSE after each epoch "
+                "| warm reaches the cold RMSE after | warm / cold time |",
                 "|---|---|---|---|---|",
             ]
             for r in compared:
@@ -253,7 +270,8 @@ def table(results: dict[str, list[dict]]) -> str:
                 )
                 ratio = f"{reached['seconds'] / w['cold_seconds']:.2f}" if reached else "-"
                 lines.append(
-                    f"| {r['run']} | {w['cold_rmse']:.4f}, {w['cold_seconds']:.1f} | "
+                    f"| {r['run']} | {w['cold_epochs']:.0f}, {w['cold_seconds']:.1f}, "
+                    f"{w['cold_rmse']:.4f} | "
                     + ", ".join(f"{x:.4f}" for x in w["warm_rmse_by_epoch"])
                     + f" | {after} | {ratio} |"
                 )
@@ -309,9 +327,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work_dir", default="/tmp/replay")
     parser.add_argument("--only", choices=("synthetic", "movielens"))
+    parser.add_argument("--runs", type=int, default=RUNS, help="deliveries per data set")
     args = parser.parse_args()
     names = [args.only] if args.only else ["synthetic", "movielens"]
-    results = {name: replay(name, os.path.join(args.work_dir, name)) for name in names}
+    results = {name: replay(name, os.path.join(args.work_dir, name), args.runs) for name in names}
     write_results("replay", results, table(results))
     plot(results, os.path.join(ROOT, "benchmarks", "results", "replay.png"))
 

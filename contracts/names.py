@@ -24,21 +24,34 @@ SERVING_DEFAULT: Final = "serving_default"
 RETRIEVE: Final = "retrieve"
 RETRIEVE_WITH_SEEN: Final = "retrieve_with_seen"
 RATE: Final = "rate"
+RECOMMEND: Final = "recommend"
 EVALUATE: Final = "evaluate"
 EVAL_FEATURES: Final = "eval_features"
-SIGNATURES: Final = (SERVING_DEFAULT, RETRIEVE, RETRIEVE_WITH_SEEN, RATE, EVALUATE, EVAL_FEATURES)
+SIGNATURES: Final = (
+    SERVING_DEFAULT,
+    RETRIEVE,
+    RETRIEVE_WITH_SEEN,
+    RATE,
+    RECOMMEND,
+    EVALUATE,
+    EVAL_FEATURES,
+)
 """Signatures of every exported model; `serving_default` is `retrieve`;
-`retrieve_with_seen` does not exclude known items; `evaluate` (per-event
-predictions) and `eval_features` (slice features) are the Evaluator's."""
+`retrieve_with_seen` does not exclude known items; `recommend` retrieves with
+request-time history and exclusions and re-ranks by predicted rating; `evaluate`
+(per-event predictions) and `eval_features` (slice features) are the Evaluator's."""
 
 USER_ID_INPUT: Final = "user_id"
 ITEM_ID_INPUT: Final = "item_id"
 K_INPUT: Final = "k"
+RECENT_ITEMS_INPUT: Final = "recent_item_ids"
+EXCLUDE_ITEMS_INPUT: Final = "exclude_item_ids"
 EXAMPLES_INPUT: Final = "examples"
 ITEM_IDS_OUTPUT: Final = "item_ids"
 TITLES_OUTPUT: Final = "titles"
 SCORES_OUTPUT: Final = "scores"
 RATING_OUTPUT: Final = "rating"
+RETRIEVAL_SCORES_OUTPUT: Final = "retrieval_scores"
 RANK_OUTPUT: Final = "rank"
 RANK_WITH_SEEN_OUTPUT: Final = "rank_with_seen"
 POPULAR_RANK_OUTPUT: Final = "popular_rank"

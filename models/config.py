@@ -27,14 +27,16 @@ class DCNConfig:
         projection_dim: None for full-rank cross layers, else the low-rank size.
         deep_layers: Widths of the ReLU layers of the deep part.
         dot_product: Add a learned multiple of the user-item dot product (the
-            retrieval score) to the tower's output.
+            retrieval score) to the tower's output. Off by default: measured,
+            it helped MovieLens slightly and hurt the synthetic funnel's sparse
+            purchase ratings (see the README).
     """
 
     structure: str = "stacked"
     num_cross_layers: int = 2
     projection_dim: int | None = None
     deep_layers: tuple[int, ...] = (64, 32)
-    dot_product: bool = True
+    dot_product: bool = False
 
     def __post_init__(self) -> None:
         if self.structure not in DCN_STRUCTURES:
@@ -117,6 +119,28 @@ class ScannConfig(jsonable.JsonDataclass):
 
 
 @dataclasses.dataclass(frozen=True)
+class RecommendConfig(jsonable.JsonDataclass):
+    """The served `recommend` signature: retrieve candidates, re-rank them, keep the top k.
+
+    Attributes:
+        candidates: Items retrieved (ScaNN or exact) and re-ranked per request;
+            at least k.
+        retrieval_weight: The re-ranking score is `predicted rating +
+            retrieval_weight * retrieval score`; 0 orders by predicted rating.
+    """
+
+    candidates: int = 200
+    retrieval_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.candidates <= 0 or self.retrieval_weight < 0:
+            raise ValueError(
+                "RecommendConfig.candidates must be positive and retrieval_weight >= 0, got "
+                f"{self.candidates}, {self.retrieval_weight}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureConfig(jsonable.JsonDataclass):
     """Which data-set specific features Transform derives (the rest come from the schema).
 
@@ -182,12 +206,24 @@ class ModelConfig(jsonable.JsonDataclass):
 
     Attributes:
         embedding_dim: Size of the shared user and item representations.
+        history_length: Recent items the query tower reads (each event's history
+            is built from the events strictly before it; a request may bring its
+            own); 0 makes the query the user id alone.
+        user_dropout: Share of training events whose user id is hidden (the OOV
+            id), so the model learns to answer a new user from their history.
         retrieval_weight: Weight of the retrieval loss (0 disables the task's gradient).
         rating_weight: Weight of the rating loss (0 disables the task's gradient).
         dcn: Shape of the rating tower.
-        epochs: Passes over the training events.
+        epochs: Most passes over the training events (early stopping may stop sooner).
         batch_size: Events per step; also the in-batch negatives of retrieval.
-        learning_rate: Adam learning rate.
+        learning_rate: Adam's initial learning rate; it decays along a cosine to
+            `final_learning_share` of it over `epochs`.
+        final_learning_share: The learning rate at the last epoch, as a share of the first.
+        early_stopping: Stop when the loss on `holdout_percent`% of the training
+            events (held out by pair hash; never the evaluation split) stops
+            improving for `patience` epochs, keeping the best epoch's weights.
+        holdout_percent: Training events held out for early stopping.
+        patience: Epochs without improvement before stopping.
         shuffle_buffer: Events held by the shuffle buffer.
         seed: Seed of initialisation and shuffling.
         top_k: The retrieval depth K: the FactorizedTopK metric reports top-10 and
@@ -197,10 +233,11 @@ class ModelConfig(jsonable.JsonDataclass):
             interacted with in the training events.
         events: Which events train and evaluate each task.
         scann: Parameters of the ScaNN index of the ScaNN export.
+        recommend: The served `recommend` signature's re-ranking.
         warm_start: Initialise from the last blessed model when the Trainer is
             given one (time-partitioned logs): ids both vocabularies share keep
             their rows, other weights of unchanged shape are carried over.
-        warm_start_epochs: Epochs of a warm-started training (instead of `epochs`).
+        warm_start_epochs: Most epochs of a warm-started training (instead of `epochs`).
         rating_baseline: The rating tower adds to the damped bias model of the
             training ratings (`models.layers.RatingPrior`, fixed), so the model
             starts at the baseline the gate compares it with; False starts the
@@ -208,20 +245,27 @@ class ModelConfig(jsonable.JsonDataclass):
     """
 
     embedding_dim: int = 64
+    history_length: int = 20
+    user_dropout: float = 0.1
     retrieval_weight: float = 1.0
     rating_weight: float = 1.0
     dcn: DCNConfig = DCNConfig()
-    epochs: int = 3
+    epochs: int = 10
     batch_size: int = 1024
     learning_rate: float = 0.01
+    final_learning_share: float = 0.1
+    early_stopping: bool = True
+    holdout_percent: int = 5
+    patience: int = 1
     shuffle_buffer: int = 100_000
     seed: int = 42
     top_k: int = RETRIEVAL_K
     exclude_seen: bool = True
     events: TaskEvents = TaskEvents()
     scann: ScannConfig = ScannConfig()
+    recommend: RecommendConfig = RecommendConfig()
     warm_start: bool = True
-    warm_start_epochs: int = 1
+    warm_start_epochs: int = 3
     rating_baseline: bool = True
 
     def __post_init__(self) -> None:
@@ -242,6 +286,16 @@ class ModelConfig(jsonable.JsonDataclass):
             raise ValueError("at least one of retrieval_weight and rating_weight must be > 0")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.history_length < 0 or self.patience < 0:
+            raise ValueError(
+                f"history_length and patience must be >= 0, got {self.history_length}, "
+                f"{self.patience}"
+            )
+        for name in ("user_dropout", "final_learning_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 < self.holdout_percent < 100:
+            raise ValueError(f"holdout_percent must be in (0, 100), got {self.holdout_percent}")
 
     @property
     def metric_ks(self) -> tuple[int, ...]:
@@ -262,6 +316,8 @@ class TuningConfig(jsonable.JsonDataclass):
         dcn_structures: Candidate DCN structures.
         dcn_cross_layers: Candidate numbers of cross layers.
         dcn_projection_dims: Candidate low-rank sizes; 0 means full rank.
+        embedding_dims: Candidate sizes of the user and item representations.
+        learning_rates: Candidate initial learning rates.
         seed: Seed of the search.
     """
 
@@ -273,6 +329,8 @@ class TuningConfig(jsonable.JsonDataclass):
     dcn_structures: tuple[str, ...] = ("stacked", "parallel")
     dcn_cross_layers: tuple[int, ...] = (1, 2, 3)
     dcn_projection_dims: tuple[int, ...] = (0, 16)
+    embedding_dims: tuple[int, ...] = (32, 64)
+    learning_rates: tuple[float, ...] = (0.003, 0.01)
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -284,6 +342,13 @@ class TuningConfig(jsonable.JsonDataclass):
             raise ValueError(
                 f"validation_percent must be in (0, 100), got {self.validation_percent}"
             )
-        for name in ("retrieval_weights", "rating_weights", "dcn_structures", "dcn_cross_layers"):
+        for name in (
+            "retrieval_weights",
+            "rating_weights",
+            "dcn_structures",
+            "dcn_cross_layers",
+            "embedding_dims",
+            "learning_rates",
+        ):
             if not getattr(self, name):
                 raise ValueError(f"TuningConfig.{name} must not be empty")

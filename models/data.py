@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -24,15 +25,20 @@ def read_transformed(
     batch_size: int,
     shuffle_buffer: int = 0,
     seed: int | None = None,
+    aligned: dict[str, np.ndarray] | None = None,
+    keep: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """Reads gzipped TFRecords of transformed examples into batches of feature dicts.
 
     Args:
-        file_pattern: Glob(s) of the transformed split files.
+        file_pattern: Glob(s) of the transformed split files (read in sorted order).
         tf_transform_output: Provides the transformed feature spec.
         batch_size: Examples per batch (the last batch may be smaller).
         shuffle_buffer: Examples in the shuffle buffer; 0 keeps file order.
         seed: Shuffle seed.
+        aligned: More features, one row per record in file order (e.g. each
+            event's history), added to the parsed features.
+        keep: Selects records by their `aligned` row (before shuffling).
 
     Raises:
         ValueError: if the pattern matches no file.
@@ -41,15 +47,35 @@ def read_transformed(
     files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
     if not files:
         raise ValueError(f"no transformed examples match {patterns}")
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if aligned:
+        dataset = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(aligned)))
+    else:
+        dataset = records.map(lambda record: (record, {}))
+    if keep is not None:
+        dataset = dataset.filter(lambda record, extra: keep(extra))
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     spec = tf_transform_output.transformed_feature_spec()
     return (
         dataset.batch(batch_size)
-        .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda x, extra: {**tf.io.parse_example(x, spec), **extra},
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def read_columns(dataset: tf.data.Dataset, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named features of every batch of `dataset`, concatenated; [E] arrays."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for batch in dataset:
+        for name in names:
+            parts[name].append(batch[name].numpy())
+    return {
+        name: np.concatenate(chunks) if chunks else np.zeros([0]) for name, chunks in parts.items()
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,15 +111,24 @@ def event_statistics(
     Raises:
         ValueError: if the dataset holds no event or no rating.
     """
-    counts = np.zeros(num_items + F.OOV_BUCKETS, np.float64)
-    rated_parts = []
-    for batch in dataset:
-        counts += np.bincount(batch[F.ITEM_IDX].numpy(), minlength=counts.size)
-        mask = batch[F.RATING_MASK].numpy() > 0
-        rated_parts.append(
-            tuple(batch[k].numpy()[mask] for k in (F.USER_IDX, F.ITEM_IDX, F.RATING))
-        )
-    users, items, ratings = (np.concatenate(c) for c in zip(*rated_parts, strict=True))
+    columns = read_columns(dataset, (F.USER_IDX, F.ITEM_IDX, F.RATING, F.RATING_MASK))
+    return statistics_of(columns, num_items, num_users)
+
+
+def statistics_of(
+    columns: dict[str, np.ndarray], num_items: int, num_users: int | None = None
+) -> EventStatistics:
+    """`event_statistics` of columns already read (`read_columns`).
+
+    Raises:
+        ValueError: if there is no event or no rating.
+    """
+    counts = np.bincount(
+        columns[F.ITEM_IDX].astype(np.int64), minlength=num_items + F.OOV_BUCKETS
+    ).astype(np.float64)
+    rated = columns[F.RATING_MASK] > 0
+    users, items = columns[F.USER_IDX][rated], columns[F.ITEM_IDX][rated]
+    ratings = columns[F.RATING][rated]
     if not counts.sum() or not len(ratings):
         raise ValueError(f"training data has {counts.sum():.0f} events and {len(ratings)} ratings")
     bias = None

@@ -23,9 +23,11 @@ from models import features as F
 from models.baselines import fit_bias_model
 from models.config import ModelConfig, ScannConfig, TaskEvents
 from models.data import CATALOG_BATCH, SCAN_BATCH, read_transformed
+from models.history import UserHistories
 from models.index import SeenItems
 from models.model import MultiTaskRecommender
-from models.serving_module import Catalogue, ServingModule, TrainingFacts
+from models.serving_module import ServingModule
+from models.serving_state import Catalogue, TrainingFacts
 from serving.client import write_warmup_requests
 
 SCANN_SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
@@ -68,6 +70,7 @@ class Interactions:
         event_types: Event type (bytes).
         ratings: Rating (0 where absent).
         rated: Whether it carries a rating.
+        timestamps: Event time (0 where Transform passed none).
     """
 
     users: np.ndarray
@@ -76,6 +79,7 @@ class Interactions:
     event_types: np.ndarray
     ratings: np.ndarray
     rated: np.ndarray
+    timestamps: np.ndarray
 
     @classmethod
     def read(
@@ -103,6 +107,9 @@ class Interactions:
                         batch[F.EVENT_TYPE].numpy(),
                         batch[F.RATING].numpy(),
                         batch[F.RATING_MASK].numpy() > 0,
+                        batch[F.TIMESTAMP].numpy()
+                        if F.TIMESTAMP in batch
+                        else np.zeros(n, np.int64),
                     )
                 )
         if not parts:
@@ -113,8 +120,10 @@ class Interactions:
 def set_unknown_user(model: MultiTaskRecommender, interactions: Interactions, num_users: int):
     """Sets the never-trained OOV user row to the activity-weighted mean user.
 
-    No training event has an unknown user, so the OOV row is still its random
-    initialisation; the mean user gives `rate` a defined, average answer.
+    Without user dropout (`ModelConfig.user_dropout`) no training event has an
+    unknown user, so the OOV row is still its random initialisation; the mean
+    user gives `rate` a defined, average answer. With it, the row is trained
+    and kept.
     """
     table = model.user_tower.embedding.embeddings
     activity = np.bincount(
@@ -189,6 +198,7 @@ def export_serving_model(module: ServingModule, export_dir: str) -> None:
             names.RETRIEVE: retrieve,
             names.RETRIEVE_WITH_SEEN: module.retrieve_with_seen.get_concrete_function(),
             names.RATE: module.rate.get_concrete_function(),
+            names.RECOMMEND: module.recommend.get_concrete_function(),
             names.EVALUATE: module.evaluate.get_concrete_function(),
             names.EVAL_FEATURES: module.eval_features.get_concrete_function(),
         },
@@ -231,7 +241,8 @@ def export_models(
     num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB)
     num_items = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
     known = Interactions.read(tf_transform_output, train_pattern, eval_pattern)
-    set_unknown_user(model, known, num_users)
+    if not config.user_dropout:
+        set_unknown_user(model, known, num_users)
     row_of = np.full(num_items + F.OOV_BUCKETS, -1, np.int64)
     row_of[item_idx] = np.arange(num_rows)
     rows = row_of[known.items]
@@ -244,6 +255,12 @@ def export_models(
     users = [u.decode() for u in tf_transform_output.vocabulary_by_name(F.USER_VOCAB)[:3]]
     users.append("warmup-unknown-user")
     items = [i.decode() for i in catalogue.item_ids[: len(users)].numpy()]
+    histories = None
+    if config.history_length:
+        train = known.in_train
+        histories = UserHistories(
+            known.users[train], known.items[train], known.timestamps[train], config.history_length
+        )
     dirs = {"brute_force": export_dir, "scann": scann_model_dir(export_dir)}
     modules = {}
     for kind in dirs:
@@ -257,6 +274,8 @@ def export_models(
             top_k=config.top_k,
             scann=config.scann,
             seen=seen,
+            histories=histories,
+            recommend=config.recommend,
         )
     vocabulary = tf_transform_output.vocabulary_by_name(F.USER_VOCAB)
     eval_users = np.unique(known.users[~known.in_train & (known.users < num_users)])

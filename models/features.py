@@ -28,6 +28,10 @@ TITLE_TOKENS: Final = "title_tokens"
 YEAR_BUCKET: Final = "year_bucket"
 RATING_MASK: Final = "rating_mask"
 
+# Added by the training input pipeline and by the served model (not by Transform):
+# the user's recent items before the event, item index + 1, 0 pads (`models.history`).
+HISTORY: Final = "history"
+
 # Added by the training input pipeline (not by Transform): the share of
 # training events on the item, for the in-batch softmax's logQ correction.
 ITEM_PROB: Final = "item_sampling_probability"
@@ -62,4 +66,5 @@ name). With YEAR_BUCKET they are the padded id lists the item tower mean-pools."
 
 PASSTHROUGH: Final = (ITEM_ID, TITLE, EVENT_TYPE)
 """Raw string features copied to the transformed examples (candidate ids, titles,
-and the event type each task selects its events by)."""
+and the event type each task selects its events by); TIMESTAMP (an int, which
+orders each user's history) is copied too."""

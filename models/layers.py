@@ -9,23 +9,54 @@ from models import features as F
 from models.config import DCNConfig
 
 
+def masked_mean(embeddings: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+    """Mean of `embeddings` [B, n, d] over the positions where `ids` [B, n] > 0; 0 if none."""
+    mask = tf.cast(tf.expand_dims(ids > 0, -1), embeddings.dtype)
+    return tf.math.divide_no_nan(
+        tf.reduce_sum(embeddings * mask, axis=1), tf.reduce_sum(mask, axis=1)
+    )
+
+
 class UserTower(tf.keras.layers.Layer):
-    """Maps transformed user features to a [batch, dim] representation.
+    """Maps transformed user features to a [batch, dim] representation: the query.
+
+    Without history it is the user id's embedding. With `num_items`, it also
+    reads the user's recent items (`F.HISTORY`, item index + 1, 0 pads):
+    [id embedding, mean of their embeddings, whether there is any] is
+    projected to `dim`. A user the model never saw (the OOV id) is then
+    described by their recent items, which is how a new user gets personal
+    results without retraining.
 
     Args:
         num_users: Size of the user vocabulary (the OOV bucket is added here).
         dim: Output size.
+        num_items: Size of the item vocabulary, for the history's embeddings;
+            None: no history.
     """
 
-    def __init__(self, num_users: int, dim: int, **kwargs):
+    def __init__(self, num_users: int, dim: int, num_items: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if num_users <= 0:
             raise ValueError(f"num_users must be positive, got {num_users}")
         self.embedding = tf.keras.layers.Embedding(num_users + F.OOV_BUCKETS, dim, name="user_id")
+        self.history_embedding = None
+        if num_items is not None:
+            self.history_embedding = tf.keras.layers.Embedding(
+                num_items + F.OOV_BUCKETS + 1, dim, name="history"
+            )
+            self.projection = tf.keras.layers.Dense(dim, name="user_projection")
 
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        """Returns user embeddings [batch, dim] for `features[USER_IDX]` [batch]."""
-        return self.embedding(features[F.USER_IDX])
+        """Returns user representations [batch, dim]; a missing history counts as empty."""
+        user = self.embedding(features[F.USER_IDX])
+        if self.history_embedding is None:
+            return user
+        history = features.get(F.HISTORY)
+        if history is None:
+            history = tf.zeros([tf.shape(user)[0], 1], tf.int64)
+        pooled = masked_mean(self.history_embedding(history), history)
+        has = tf.cast(tf.reduce_any(history > 0, axis=1, keepdims=True), user.dtype)
+        return self.projection(tf.concat([user, pooled, has], axis=-1))
 
 
 class ItemTower(tf.keras.layers.Layer):
@@ -74,12 +105,7 @@ class ItemTower(tf.keras.layers.Layer):
         parts = [self.item_embedding(features[F.ITEM_IDX])]
         for name, embedding in self.token_embeddings.items():
             ids = features[name]
-            mask = tf.cast(tf.expand_dims(ids > 0, -1), tf.float32)
-            parts.append(
-                tf.math.divide_no_nan(
-                    tf.reduce_sum(embedding(ids) * mask, axis=1), tf.reduce_sum(mask, axis=1)
-                )
-            )
+            parts.append(masked_mean(embedding(ids), ids))
         return self.projection(tf.concat(parts, axis=-1))
 
 

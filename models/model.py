@@ -137,7 +137,12 @@ def build_model(
         )
     residual = isinstance(rating_prior, BiasModel)
     return MultiTaskRecommender(
-        user_tower=UserTower(num_users, config.embedding_dim, name="user_tower"),
+        user_tower=UserTower(
+            num_users,
+            config.embedding_dim,
+            num_items=num_items if config.history_length else None,
+            name="user_tower",
+        ),
         item_tower=item_tower,
         rating_tower=DCNRatingTower(
             config.dcn,

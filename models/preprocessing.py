@@ -118,6 +118,7 @@ def transform_features(
         F.TITLE_TOKENS: title_tokens(words),
         F.RATING: rating,
         F.RATING_MASK: has_rating,
+        F.TIMESTAMP: first_value(inputs[F.TIMESTAMP], tf.constant(0, tf.int64))[0],
         **passthrough,
     }
     if features.title_year:

@@ -33,7 +33,6 @@ catalogue smaller than `SCANN_MIN_CANDIDATES` is searched exactly by both.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -42,62 +41,13 @@ import tensorflow_transform as tft
 
 from contracts import names
 from models import features as F
-from models import ranking
-from models.baselines import BiasModel
-from models.config import ScannConfig, TaskEvents
+from models import history, ranking
+from models.config import RecommendConfig, ScannConfig, TaskEvents
+from models.history import UserHistories
 from models.index import SCANN_MIN_CANDIDATES, SeenItems, build_index
 from models.preprocessing import first_value
-
-ACTIVITY_LABELS = ("new", "1-4", "5-19", "20-99", "100+")
-
-
-@dataclasses.dataclass(frozen=True)
-class Catalogue:
-    """The retrieval candidates; row r of every tensor is catalogue item r.
-
-    Attributes:
-        item_ids: [N] string ids.
-        titles: [N] strings.
-        embeddings: [N + 1, d] item embeddings; the last row is the OOV item.
-        item_idx: [N] each row's item vocabulary index (what a model's
-            `RatingPrior` is keyed by); None for a model without one.
-    """
-
-    item_ids: tf.Tensor
-    titles: tf.Tensor
-    embeddings: tf.Tensor
-    item_idx: tf.Tensor | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingFacts:
-    """What a served model knows of its training events.
-
-    Attributes:
-        popularity: [N] each catalogue item's share of the training events.
-        user_activity: [num_users + 1] training events of each user index.
-        bias: The mean + damped biases baseline, over user indices
-            [num_users + 1] and catalogue rows [N + 1] (0 for the OOV ones).
-        rating_range: (low, high) that ratings are clipped to; None keeps them.
-    """
-
-    popularity: np.ndarray
-    user_activity: np.ndarray
-    bias: BiasModel
-    rating_range: tuple[float, float] | None = None
-
-
-def as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
-    """Shapes a [batch] tensor the way the raw feature spec expects it.
-
-    A `FixedLenFeature([1])` becomes [batch, 1]; a `VarLenFeature` becomes a
-    [batch, 1] SparseTensor holding every value (empty strings included).
-    """
-    if isinstance(spec, tf.io.VarLenFeature):
-        batch = tf.shape(values, out_type=tf.int64)[0]
-        indices = tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], axis=1)
-        return tf.SparseTensor(indices, values, dense_shape=tf.stack([batch, 1]))
-    return tf.reshape(values, [-1, *spec.shape])
+from models.search import CandidateSearch, Exclusions, top_k_unexcluded
+from models.serving_state import ACTIVITY_LABELS, Catalogue, TrainingFacts, as_raw_feature
 
 
 class ServingModule(tf.Module):
@@ -126,6 +76,8 @@ class ServingModule(tf.Module):
         top_k: int = names.RETRIEVAL_K,
         scann: ScannConfig | None = None,
         seen: SeenItems | None = None,
+        histories: UserHistories | None = None,
+        recommend: RecommendConfig | None = None,
     ):
         super().__init__()
         self.user_tower = model.user_tower
@@ -158,15 +110,17 @@ class ServingModule(tf.Module):
             math.ceil(s * n) for s in (ranking.HEAD_SHARE, ranking.TORSO_SHARE)
         )
         self.index = None
-        self.scann_depth = 0
+        depth = 0
         if index_kind != "brute_force" and n >= SCANN_MIN_CANDIDATES:
             self.index = build_index(index_kind, catalogue.embeddings[:n], k=top_k, scann=scann)
-            resolved = (scann or ScannConfig()).resolved(n, top_k)
-            self.scann_depth = resolved["num_reordering_candidates"]
+            depth = (scann or ScannConfig()).resolved(n, top_k)["num_reordering_candidates"]
+        self.search = CandidateSearch(self.item_embeddings, n, self.index, depth)
         self.seen = seen
-        if self.rating_prior is not None:
+        self.histories = histories
+        self.recommend_config = recommend or RecommendConfig()
+        if self.rating_prior is not None or histories is not None:
             if catalogue.item_idx is None:
-                raise ValueError("a model with a rating prior needs Catalogue.item_idx")
+                raise ValueError("a model with a rating prior or history needs Catalogue.item_idx")
             oov = tf_transform_output.vocabulary_size_by_name(F.ITEM_VOCAB)
             rows = tf.concat([tf.cast(catalogue.item_idx, tf.int64), [oov]], 0)
             self.row_item_idx = tf.Variable(rows, trainable=False)
@@ -175,50 +129,34 @@ class ServingModule(tf.Module):
             default_value=n,
         )
 
-    def _users(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(query embeddings [B, d], user indices [B]) of raw user ids."""
+    def _users(
+        self, user_id: tf.Tensor, times: tf.Tensor | None = None, recent_rows=None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(query embeddings [B, d], user indices [B]) of raw user ids.
+
+        Args:
+            user_id: [B] raw ids.
+            times: [B] event times: the history is the training events before them;
+                None: the user's latest training events.
+            recent_rows: Ragged [B, (r)] catalogue rows a request adds to the history.
+        """
         raw = as_raw_feature(tf.strings.strip(user_id), self._raw_spec[F.USER_ID])
-        features = self.tft_layer({F.USER_ID: raw})
-        return self.user_tower(features), features[F.USER_IDX]
+        features = dict(self.tft_layer({F.USER_ID: raw}))
+        users = features[F.USER_IDX]
+        if self.histories is not None:
+            stored = (
+                self.histories.latest(users)
+                if times is None
+                else self.histories.before(users, times)
+            )
+            if recent_rows is not None:
+                recent = tf.gather(self.row_item_idx, recent_rows) + 1
+                stored = tf.concat([stored, recent], axis=1)
+            features[F.HISTORY] = history.right_aligned(stored, self.histories.length)
+        return self.user_tower(features), users
 
-    def _exact(self, queries: tf.Tensor, depth: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        scores = tf.matmul(queries, self.item_embeddings[: self.num_items], transpose_b=True)
-        top = tf.math.top_k(scores, k=depth)
-        return top.values, top.indices
-
-    @staticmethod
-    def _unseen_top_k(scores, rows, users, k, seen: SeenItems | None):
-        """The k best of (scores, rows) [B, depth] once `seen` items are pushed last."""
-        if seen is not None:
-            scores = tf.where(seen.contains(users, rows), tf.float32.min, scores)
-        top = tf.math.top_k(scores, k=k)
-        return top.values, tf.gather(rows, top.indices, batch_dims=1)
-
-    def _search(self, queries, users, k, seen: SeenItems | None):
-        """Top-k (scores, rows) [B, k] per user without `seen` items, exact or through ScaNN."""
-        need = tf.fill(tf.shape(users), k)
-        if seen is not None:
-            need = tf.minimum(need + seen.count(users), self.num_items)
-        deepest = tf.reduce_max(tf.concat([need, [k]], 0))
-        if self.index is None:
-            return self._unseen_top_k(*self._exact(queries, deepest), users, k, seen)
-        # Always the full reordering depth: one user's candidates never depend on the batch.
-        scores, rows = self.index(queries, k=self.scann_depth)
-        width = tf.shape(scores)[1]
-        pad = tf.maximum(k - width, 0)
-        scores = tf.pad(scores, [[0, 0], [0, pad]], constant_values=np.nan)
-        rows = tf.pad(rows, [[0, 0], [0, pad]])
-        wanted = tf.range(tf.shape(scores)[1])[None, :] < need[:, None]
-        short = tf.reduce_any(wanted & ~tf.math.is_finite(scores), axis=1)
-        fallback = short | (need > width)
-        scores = tf.where(tf.math.is_finite(scores), scores, tf.float32.min)
-        approx = self._unseen_top_k(scores, rows, users, k, seen)
-        exact = tf.cond(
-            tf.reduce_any(fallback),
-            lambda: self._unseen_top_k(*self._exact(queries, deepest), users, k, seen),
-            lambda: approx,
-        )
-        return tuple(tf.where(fallback[:, None], e, a) for e, a in zip(exact, approx, strict=True))
+    def _search(self, queries, users, k, seen: SeenItems | None, extra=None):
+        return self.search(queries, users, k, Exclusions(seen, extra))
 
     @tf.function(
         input_signature=[
@@ -254,6 +192,73 @@ class ServingModule(tf.Module):
             names.SCORES_OUTPUT: scores,
         }
 
+    def _rows_of(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Catalogue rows of raw item ids [B, n]; -1 for "" (padding) and unknown items."""
+        rows = self.item_rows.lookup(tf.strings.strip(item_ids))
+        return tf.where(
+            (rows >= self.num_items) | tf.equal(item_ids, ""), tf.constant(-1, tf.int64), rows
+        )
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
+            tf.TensorSpec([None, None], tf.string, name=names.RECENT_ITEMS_INPUT),
+            tf.TensorSpec([None, None], tf.string, name=names.EXCLUDE_ITEMS_INPUT),
+            tf.TensorSpec([], tf.int32, name=names.K_INPUT),
+        ]
+    )
+    def recommend(self, user_id, recent_item_ids, exclude_item_ids, k) -> dict[str, tf.Tensor]:
+        """Retrieve candidates, re-rank them by predicted rating, return the top k per user.
+
+        `recent_item_ids` (items consumed since training, oldest first; "" pads)
+        join the user's history and, like `exclude_item_ids` and the known items,
+        never come back; a slot with no eligible item left has item id "".
+        """
+        tf.debugging.assert_positive(k, message="k must be a positive integer")
+        k = tf.minimum(k, self.num_items)
+        recent, exclude = self._rows_of(recent_item_ids), self._rows_of(exclude_item_ids)
+        recent_rows = tf.ragged.boolean_mask(recent, recent >= 0)
+        queries, users = self._users(user_id, recent_rows=recent_rows)
+        depth = tf.maximum(k, min(self.recommend_config.candidates, self.num_items))
+        exclusions = Exclusions(self.seen, tf.concat([recent, exclude], axis=1))
+        scores, rows = self.search(queries, users, depth, exclusions)
+        # A user the model has no trace of (no id, no history): the popular list.
+        cold = ((users >= self.num_users) & (recent_rows.row_lengths() == 0))[:, None]
+        batch = tf.shape(users)[0]
+        popular = top_k_unexcluded(
+            tf.tile(self.popular_scores[None, :], [batch, 1]),
+            tf.tile(self.popular_rows[None, :], [batch, 1]),
+            users,
+            depth,
+            Exclusions(None, exclusions.extra),
+        )
+        scores = tf.where(cold, popular[0], scores)
+        rows = tf.where(cold, popular[1], rows)
+        eligible = scores > tf.float32.min
+        ratings = tf.reshape(
+            self._rate(
+                tf.repeat(queries, depth, axis=0),
+                tf.repeat(users, depth, axis=0),
+                tf.cast(tf.reshape(rows, [-1]), tf.int64),
+            ),
+            [batch, depth],
+        )
+        final = ratings + self.recommend_config.retrieval_weight * scores
+        top = tf.math.top_k(tf.where(eligible, final, tf.float32.min), k=k)
+        valid = top.values > tf.float32.min
+        chosen = tf.gather(rows, top.indices, batch_dims=1)
+        return {
+            names.ITEM_IDS_OUTPUT: tf.where(valid, tf.gather(self.item_ids, chosen), ""),
+            names.TITLES_OUTPUT: tf.where(valid, tf.gather(self.titles, chosen), ""),
+            names.SCORES_OUTPUT: top.values,
+            names.RATING_OUTPUT: tf.where(
+                valid, tf.gather(ratings, top.indices, batch_dims=1), 0.0
+            ),
+            names.RETRIEVAL_SCORES_OUTPUT: tf.where(
+                valid, tf.gather(scores, top.indices, batch_dims=1), tf.float32.min
+            ),
+        }
+
     def _clip(self, ratings: tf.Tensor) -> tf.Tensor:
         if self.rating_range is None:
             return ratings
@@ -282,12 +287,13 @@ class ServingModule(tf.Module):
         return {names.RATING_OUTPUT: self._rate(queries, users, rows)}
 
     def _events(self, examples: tf.Tensor):
-        """(user_id, item_id, event_type, rating label, has_rating) [B] of serialized events."""
-        wanted = (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING)
+        """(user_id, item_id, event_type, rating label, has_rating, time) [B] of raw events."""
+        wanted = (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING, F.TIMESTAMP)
         parsed = tf.io.parse_example(examples, {k: self._raw_spec[k] for k in wanted})
         user_id, item_id, event_type = (first_value(parsed[k], b"")[0] for k in wanted[:3])
         label, has_rating = first_value(parsed[F.RATING], 0.0)
-        return user_id, item_id, event_type, label, has_rating
+        times, _ = first_value(parsed[F.TIMESTAMP], tf.constant(0, tf.int64))
+        return user_id, item_id, event_type, label, has_rating, times
 
     @staticmethod
     def _is_one_of(values: tf.Tensor, allowed: tf.Tensor) -> tf.Tensor:
@@ -298,8 +304,8 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)])
     def evaluate(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         """Per event: the item's ranks and rating, the trivial baselines', label and weights."""
-        user_id, item_id, event_type, label, has_rating = self._events(examples)
-        queries, users = self._users(user_id)
+        user_id, item_id, event_type, label, has_rating, times = self._events(examples)
+        queries, users = self._users(user_id, times=times)
         rows = self.item_rows.lookup(tf.strings.strip(item_id))
         missed = tf.constant(self.num_items + 1, tf.int64)
         target = tf.reduce_sum(queries * tf.gather(self.item_embeddings, rows), axis=1)
@@ -349,7 +355,7 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)])
     def eval_features(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         """Slice features per event: user activity, item popularity, new or known user/item."""
-        user_id, item_id, _, _, _ = self._events(examples)
+        user_id, item_id, *_ = self._events(examples)
         _, users = self._users(user_id)
         rows = self.item_rows.lookup(tf.strings.strip(item_id))
         activity = tf.gather(self.user_activity, tf.minimum(users, self.num_users))

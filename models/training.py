@@ -20,9 +20,9 @@ from models.data import (
     EventStatistics,
     event_statistics,
     read_transformed,
-    with_item_probability,
     with_task_events,
 )
+from models.inputs import training_inputs
 from models.model import MultiTaskRecommender, build_model
 from models.warmstart import vocabularies, warm_start
 
@@ -105,8 +105,25 @@ def prepare(
     return TrainingSetup(sizes, stats, catalog, tokens)
 
 
-def new_model(config: ModelConfig, setup: TrainingSetup) -> MultiTaskRecommender:
-    """Builds and compiles a fresh model for `config`."""
+def learning_rate(
+    config: ModelConfig, steps: int
+) -> tf.keras.optimizers.schedules.LearningRateSchedule:
+    """Cosine decay from `config.learning_rate` to `final_learning_share` of it over `steps`."""
+    return tf.keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, steps), alpha=config.final_learning_share
+    )
+
+
+def new_model(
+    config: ModelConfig, setup: TrainingSetup, steps: int | None = None
+) -> MultiTaskRecommender:
+    """Builds and compiles a fresh model for `config`.
+
+    Args:
+        config: Hyperparameters.
+        setup: Vocabulary sizes, statistics and candidates.
+        steps: Training steps the learning rate decays over; None keeps it constant.
+    """
     model = build_model(
         config,
         num_users=setup.sizes[F.USER_VOCAB],
@@ -115,7 +132,8 @@ def new_model(config: ModelConfig, setup: TrainingSetup) -> MultiTaskRecommender
         candidates=setup.catalog,
         rating_prior=setup.stats.bias if config.rating_baseline else setup.stats.mean_rating,
     )
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    rate = config.learning_rate if steps is None else learning_rate(config, steps)
+    model.compile(optimizer=tf.keras.optimizers.Adam(rate))
     return model
 
 
@@ -128,53 +146,77 @@ def train(
     log_dir: str | None = None,
     map_events: EventMap | None = None,
     warm_start_from: str | None = None,
+    track_eval: bool = False,
 ) -> tuple[MultiTaskRecommender, dict[str, Any]]:
     """Fits the model and returns it with its final validation metrics.
 
-    The metrics also hold `epochs`, `fit_seconds` (the fit phases, validation
-    excluded), `epoch_seconds`, the Keras `history` and `warm_start` (what
+    The metrics also hold `epochs` (run) and `max_epochs`, `fit_seconds` (the fit
+    phases, validation excluded), `epoch_seconds`, the Keras `history`, `eval`
+    (the evaluation split's metrics after training) and `warm_start` (what
     `models.warmstart.warm_start` did to each weight; empty for a cold start).
 
     Args:
         config: Hyperparameters.
         tf_transform_output: Transform output (vocabularies, feature spec).
         train_pattern: Transformed training events.
-        eval_pattern: Transformed validation events (Keras validation only; the
-            pipeline's gate is the Evaluator component).
+        eval_pattern: Transformed evaluation events, scored once after training
+            (`eval` in the metrics; the pipeline's gate is the Evaluator).
         catalog_pattern: Transformed catalogue rows (retrieval candidates).
         log_dir: TensorBoard directory, if any.
         map_events: Rewrites each batch of training events (see `prepare`).
         warm_start_from: Directory of a base model's warm-start weights
-            (`models.warmstart`); training then runs `config.warm_start_epochs`.
+            (`models.warmstart`); training then runs at most `config.warm_start_epochs`.
+        track_eval: Also score the evaluation split after every epoch
+            (`eval_by_epoch` in the metrics; benchmarks).
+
+    Early stopping (`config.early_stopping`) watches the loss on a holdout of
+    the training events and keeps the best epoch's weights.
     """
     setup = prepare(tf_transform_output, train_pattern, catalog_pattern, map_events, config.events)
-    model = new_model(config, setup)
-    train_ds = read_transformed(
-        train_pattern, tf_transform_output, config.batch_size, config.shuffle_buffer, config.seed
+    inputs = training_inputs(
+        config,
+        tf_transform_output,
+        train_pattern,
+        eval_pattern,
+        setup.stats.item_probabilities,
+        map_events,
     )
-    if map_events:
-        train_ds = train_ds.map(map_events)
-    train_ds = with_task_events(train_ds, config.events)
-    train_ds = with_item_probability(train_ds, setup.stats.item_probabilities)
-    eval_ds = read_transformed(eval_pattern, tf_transform_output, SCAN_BATCH)
-    epochs, started_from = config.epochs, {}
+    epochs = config.warm_start_epochs if warm_start_from else config.epochs
+    steps = epochs * -(-inputs.fit_events // config.batch_size)
+    model = new_model(config, setup, steps)
+    started_from = {}
     if warm_start_from:
-        model(next(iter(train_ds)))  # creates the variables
+        model(next(iter(inputs.fit)))  # creates the variables
         started_from = warm_start(model, vocabularies(tf_transform_output), warm_start_from)
-        epochs = config.warm_start_epochs
-    meter = TrainingThroughput(int(round(setup.stats.num_events)))
+    meter = TrainingThroughput(inputs.fit_events)
     callbacks = [meter, FailOnNonFiniteLoss()]
+    if inputs.holdout is not None:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_total_loss", patience=config.patience, restore_best_weights=True
+            )
+        )
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
+    tracked = EvaluateEachEpoch(inputs.evaluation) if track_eval else None
+    if tracked:
+        callbacks.insert(1, tracked)
     history = model.fit(
-        train_ds, validation_data=eval_ds, epochs=epochs, callbacks=callbacks, verbose=2
+        inputs.fit, validation_data=inputs.holdout, epochs=epochs, callbacks=callbacks, verbose=2
     )
     final = {k: float(v[-1]) for k, v in history.history.items()}
     final["train_examples_per_second"] = meter.examples_per_second()
-    final["epochs"] = float(epochs)
+    final["epochs"] = float(len(history.epoch))
+    final["max_epochs"] = float(epochs)
     final["fit_seconds"] = float(sum(meter.seconds))
     final["epoch_seconds"] = [float(s) for s in meter.seconds]
     final["history"] = {k: [float(x) for x in v] for k, v in history.history.items()}
+    final["eval"] = {
+        k: float(v)
+        for k, v in model.evaluate(inputs.evaluation, return_dict=True, verbose=0).items()
+    }
+    if tracked:
+        final["eval_by_epoch"] = tracked.results
     logging.info("Final metrics: %s", final)
     return model, {**final, "warm_start": started_from}
 
@@ -204,6 +246,18 @@ class FailOnNonFiniteLoss(tf.keras.callbacks.Callback):
                 f"{batch + 1}; check the ratings for extreme values, or lower "
                 "ModelConfig.learning_rate"
             )
+
+
+class EvaluateEachEpoch(tf.keras.callbacks.Callback):
+    """Scores a dataset at the end of every epoch (its metrics by epoch in `results`)."""
+
+    def __init__(self, dataset: tf.data.Dataset):
+        super().__init__()
+        self.dataset, self.results = dataset, []
+
+    def on_epoch_end(self, epoch, logs=None):  # noqa: D102
+        scores = self.model.evaluate(self.dataset, return_dict=True, verbose=0)
+        self.results.append({k: float(v) for k, v in scores.items()})
 
 
 class TrainingThroughput(tf.keras.callbacks.Callback):

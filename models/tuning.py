@@ -15,15 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import keras_tuner
-import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from contracts.hashing import pair_buckets
 from contracts.names import top_k_metric
-from models import features as F
 from models.config import ModelConfig, TuningConfig
-from models.data import SCAN_BATCH, read_transformed, with_item_probability, with_task_events
+from models.inputs import training_inputs
 from models.training import TrainingSetup, new_model
 
 RMSE = "val_rmse"
@@ -53,6 +50,14 @@ HYPERPARAMETERS: dict[
     "dcn_projection_dim": (
         lambda t: t.dcn_projection_dims,
         lambda c, v: _set_dcn(c, projection_dim=int(v) or None),
+    ),
+    "embedding_dim": (
+        lambda t: t.embedding_dims,
+        lambda c, v: dataclasses.replace(c, embedding_dim=int(v)),
+    ),
+    "learning_rate": (
+        lambda t: t.learning_rates,
+        lambda c, v: dataclasses.replace(c, learning_rate=float(v)),
     ),
 }
 """Each tuned hyperparameter: its candidates in a `TuningConfig`, and how a value
@@ -109,31 +114,6 @@ def apply_hyperparameters(config: ModelConfig, values: dict[str, Any] | None) ->
     return config
 
 
-def holdout(
-    dataset: tf.data.Dataset, percent: int, keep: bool, batch_size: int, seed: int = 0
-) -> tf.data.Dataset:
-    """Keeps (or drops) the events whose (user, item) pair hashes below `percent`.
-
-    The pair hash of `contracts.hashing` on the transformed indices, so a
-    held-out pair never also trains (as in ExampleGen).
-    """
-
-    def buckets(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return pair_buckets(users, items, seed)
-
-    def in_holdout(features):
-        bucket = tf.numpy_function(
-            buckets, [features[F.USER_IDX], features[F.ITEM_IDX]], tf.int64, stateful=False
-        )
-        return tf.reshape(bucket, [-1]) < percent
-
-    def select(features):
-        mask = tf.equal(in_holdout(features), keep)
-        return {name: tf.boolean_mask(value, mask) for name, value in features.items()}
-
-    return dataset.map(select).unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 def build_tuner(
     base: ModelConfig,
     tuning: TuningConfig,
@@ -160,16 +140,18 @@ def tuning_datasets(
     train_pattern: str | list[str],
     setup: TrainingSetup,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Training events split into (fit, validation) datasets by the pair hash."""
-    events = read_transformed(
-        train_pattern, tf_transform_output, SCAN_BATCH, config.shuffle_buffer, config.seed
+    """Training events split into (fit, validation) datasets by the pair hash.
+
+    The Trainer's own inputs (`models.inputs`, histories included), with the
+    holdout sized by `tuning.validation_percent`: trials never see the eval split.
+    """
+    inputs = training_inputs(
+        dataclasses.replace(
+            config, early_stopping=True, holdout_percent=tuning.validation_percent, seed=tuning.seed
+        ),
+        tf_transform_output,
+        train_pattern,
+        train_pattern,
+        setup.stats.item_probabilities,
     )
-    split = dict(percent=tuning.validation_percent, seed=tuning.seed)
-    fit = holdout(events, keep=False, batch_size=config.batch_size, **split)
-    fit = with_task_events(fit, config.events)
-    fit = with_item_probability(fit, setup.stats.item_probabilities)
-    validation = holdout(events, keep=True, batch_size=SCAN_BATCH, **split)
-    validation = with_task_events(
-        validation, dataclasses.replace(config.events, retrieval=(), retrieval_eval=())
-    )
-    return fit, validation
+    return inputs.fit, inputs.holdout

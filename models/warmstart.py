@@ -37,6 +37,7 @@ OOV_ROW, PAD_ROW = "\x00oov", "\x00pad"
 VOCABULARY_TABLES = {
     "user_tower/embedding/embeddings": (F.USER_VOCAB, False),
     "item_tower/item_embedding/embeddings": (F.ITEM_VOCAB, False),
+    "user_tower/history_embedding/embeddings": (F.ITEM_VOCAB, True),
     **{
         f"item_tower/token_embeddings/{feature}/embeddings": (vocabulary, True)
         for feature, vocabulary in F.ITEM_TOKEN_VOCABULARIES.items()

@@ -1,4 +1,4 @@
-"""TF Serving client: builds PredictRequests for `retrieve` and `rate`, parses responses.
+"""TF Serving client: builds PredictRequests for `retrieve`, `rate`, `recommend`, parses responses.
 
 The same request builders write the models' warmup records
 (`assets.extra/tf_serving_warmup_requests`), and `predict_in_process` answers a
@@ -98,6 +98,97 @@ def rate_request(
     )
 
 
+def _padded(name: str, rows: Sequence[Sequence[str]] | None, batch: int) -> np.ndarray:
+    """[B, n] string ids ("" pads) of per-user lists; [B, 0] when `rows` is None."""
+    rows = [[] for _ in range(batch)] if rows is None else [list(r) for r in rows]
+    if len(rows) != batch:
+        raise ValueError(f"{name} must give one list per user ({batch}), got {len(rows)}")
+    bad = [v for r in rows for v in r if not isinstance(v, str)]
+    if bad:
+        raise ValueError(f"{name} must hold strings, got {bad[:3]!r}")
+    width = max((len(r) for r in rows), default=0)
+    return np.array(
+        [[v.encode() for v in r] + [b""] * (width - len(r)) for r in rows], dtype=object
+    ).reshape(batch, width)
+
+
+def recommend_request(
+    user_ids: Sequence[str],
+    k: int,
+    model_name: str,
+    recent_item_ids: Sequence[Sequence[str]] | None = None,
+    exclude_item_ids: Sequence[Sequence[str]] | None = None,
+) -> predict_pb2.PredictRequest:
+    """Builds a request for each user's top-k re-ranked items.
+
+    Args:
+        user_ids: The users (an unknown or new user is fine).
+        k: Items per user.
+        model_name: The served model's name.
+        recent_item_ids: Per user, items consumed since training, oldest first:
+            they join the user's history and are not recommended.
+        exclude_item_ids: Per user, items never to recommend.
+
+    Raises:
+        ValueError: on empty or non-string ids, lists not one per user, or a bad k.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= MAX_K:
+        raise ValueError(f"k must be an int in [1, {MAX_K}], got {k!r}")
+    users = _strings("user_ids", user_ids)
+    inputs = {
+        names.USER_ID_INPUT: users,
+        names.RECENT_ITEMS_INPUT: _padded("recent_item_ids", recent_item_ids, len(users)),
+        names.EXCLUDE_ITEMS_INPUT: _padded("exclude_item_ids", exclude_item_ids, len(users)),
+        names.K_INPUT: np.int32(k),
+    }
+    return _request(model_name, names.RECOMMEND, inputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranked:
+    """One recommended item, re-ranked.
+
+    Attributes:
+        item_id: Catalogue id.
+        title: Catalogue title.
+        score: The re-ranking score (predicted rating, plus the blended retrieval score).
+        rating: Predicted rating.
+        retrieval_score: Retrieval score (the index's).
+    """
+
+    item_id: str
+    title: str
+    score: float
+    rating: float
+    retrieval_score: float
+
+
+def parse_recommend_response(response: predict_pb2.PredictResponse) -> list[list[Ranked]]:
+    """Returns, per requested user, the re-ranked items best first (empty slots dropped).
+
+    Raises:
+        ValueError: if an output is missing.
+    """
+    columns = [
+        _output(response, n)
+        for n in (
+            names.ITEM_IDS_OUTPUT,
+            names.TITLES_OUTPUT,
+            names.SCORES_OUTPUT,
+            names.RATING_OUTPUT,
+            names.RETRIEVAL_SCORES_OUTPUT,
+        )
+    ]
+    return [
+        [
+            Ranked(i.decode(), t.decode(), float(s), float(r), float(q))
+            for i, t, s, r, q in zip(*row, strict=True)
+            if i
+        ]
+        for row in zip(*columns, strict=True)
+    ]
+
+
 def _output(response: predict_pb2.PredictResponse, name: str) -> np.ndarray:
     if name not in response.outputs:
         raise ValueError(f"response has no {name!r} output; it has {sorted(response.outputs)}")
@@ -163,6 +254,7 @@ def write_warmup_requests(
         retrieve_request(user_ids[:1], 10, model_name),
         retrieve_request(user_ids, 100, model_name),
         rate_request(user_ids, item_ids, model_name),
+        recommend_request(user_ids, 10, model_name, [list(item_ids[:2])] * len(user_ids)),
     ]
     with tf.io.TFRecordWriter(path) as writer:
         for request in requests:

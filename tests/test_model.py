@@ -167,17 +167,18 @@ def test_dcn_tower_shapes_and_parameters(structure, projection_dim):
         deep_params += deep_in * width + width
         deep_in = width
     head_in = deep[-1] + (x if structure == "parallel" else 0)
-    expected = cross * cross_params + deep_params + head_in + 1 + 1  # + the dot-product weight
+    expected = cross * cross_params + deep_params + head_in + 1
     assert tower.count_params() == expected
 
 
 def test_the_dot_product_term_adds_a_learned_multiple_of_the_affinity():
-    tower = DCNRatingTower(DCNConfig(num_cross_layers=0, deep_layers=(2,)), residual=True)
+    config = DCNConfig(num_cross_layers=0, deep_layers=(2,), dot_product=True)
+    tower = DCNRatingTower(config, residual=True)
     user, item = tf.constant([[1.0, 2.0], [0.0, 1.0]]), tf.constant([[3.0, 1.0], [2.0, -1.0]])
     assert tower((user, item)).numpy().ravel().tolist() == [0.0, 0.0]  # residual: starts at 0
     tower.dot_weight.assign(0.5)
     np.testing.assert_allclose(tower((user, item)).numpy().ravel(), [2.5, -0.5])  # 0.5 * <u, i>
-    plain = DCNRatingTower(DCNConfig(dot_product=False))
+    plain = DCNRatingTower(DCNConfig())  # off by default
     plain((user, item))
     assert plain.dot_weight is None
 

@@ -1,5 +1,6 @@
 """preprocessing_fn through real tft_beam on a handful of rows."""
 
+import functools
 import tempfile
 
 import numpy as np
@@ -10,7 +11,9 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from contracts.names import FEATURES_CONFIG_KEY
 from models import features as F
+from models.config import FeatureConfig
 from models.entrypoints import preprocessing_fn
 
 SCHEMA = tfdv.load_schema_text("schema/schema.pbtxt")
@@ -57,8 +60,7 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def transformed():
+def _analyze_and_transform(title_year: bool):
     metadata = dataset_metadata.DatasetMetadata(SCHEMA)
     spec = schema_utils.schema_as_feature_spec(SCHEMA).feature_spec
     rows = []
@@ -82,12 +84,24 @@ def transformed():
         tempfile.TemporaryDirectory() as tmp,
         tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False),
     ):
+        config = {FEATURES_CONFIG_KEY: FeatureConfig(title_year=title_year).to_json_dict()}
         (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            preprocessing_fn, output_record_batches=False
+            functools.partial(preprocessing_fn, custom_config=config),
+            output_record_batches=False,
         )
         out_dir = tempfile.mkdtemp()
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
     return data, tft.TFTransformOutput(out_dir)
+
+
+@pytest.fixture(scope="module")
+def transformed():
+    return _analyze_and_transform(title_year=True)
+
+
+@pytest.fixture(scope="module")
+def transformed_without_year():
+    return _analyze_and_transform(title_year=False)
 
 
 def test_vocabularies_exclude_missing_users_and_include_catalogue_items(transformed):
@@ -139,6 +153,13 @@ def test_title_tokens_and_year_buckets(transformed):
     years = [int(r[F.YEAR_BUCKET][0]) for r in data]
     assert years[0] == years[2] and years[1] > years[0] > 0  # 1995 < 2001
     assert years[3] == 0  # no year in the title
+
+
+def test_without_the_title_year_the_year_is_a_word_and_no_bucket(transformed_without_year):
+    data, output = transformed_without_year
+    # Off by default: "(1995)" is an ordinary word (twice: in the vocabulary), no bucket.
+    assert output.vocabulary_by_name(F.TITLE_VOCAB) == [b"night", b"one", b"1995"]
+    assert F.YEAR_BUCKET not in data[0]
 
 
 def test_serving_layer_maps_unknown_user_to_oov(transformed):

@@ -154,5 +154,22 @@ def test_warmup_records_parse_back(tmp_path):
     path = client.write_warmup_requests(str(tmp_path), ["1", "x"], ["10", "20"], "recommender")
     assert path.endswith("assets.extra/tf_serving_warmup_requests")
     requests = client.read_warmup_requests(str(tmp_path))
-    assert [r.model_spec.signature_name for r in requests] == ["retrieve", "retrieve", "rate"]
+    names = [r.model_spec.signature_name for r in requests]
+    assert names == ["retrieve", "retrieve", "rate", "recommend"]
     assert tf.make_ndarray(requests[2].inputs["item_id"]).tolist() == [b"10", b"20"]
+    recent = tf.make_ndarray(requests[3].inputs["recent_item_ids"])
+    assert recent.tolist() == [[b"10", b"20"], [b"10", b"20"]]
+    assert tf.make_ndarray(requests[3].inputs["exclude_item_ids"]).shape == (2, 0)
+
+
+def test_recommend_requests_pad_the_lists_and_check_them():
+    request = client.recommend_request(["a", "b"], 5, "m", recent_item_ids=[["1"], ["2", "3"]])
+    recent = tf.make_ndarray(request.inputs["recent_item_ids"]).tolist()
+    assert recent == [[b"1", b""], [b"2", b"3"]]
+    assert tf.make_ndarray(request.inputs["k"]) == 5
+    with pytest.raises(ValueError, match="one list per user"):
+        client.recommend_request(["a", "b"], 5, "m", exclude_item_ids=[["1"]])
+    with pytest.raises(ValueError, match="must hold strings"):
+        client.recommend_request(["a"], 5, "m", recent_item_ids=[[1]])
+    with pytest.raises(ValueError, match="k must be"):
+        client.recommend_request(["a"], 0, "m")

@@ -22,7 +22,8 @@ from models.config import ScannConfig, TaskEvents
 from models.export import Interactions, scann_recall, set_unknown_user, tune_scann
 from models.index import SeenItems
 from models.layers import UserTower
-from models.serving_module import Catalogue, ServingModule, TrainingFacts
+from models.serving_module import ServingModule
+from models.serving_state import Catalogue, TrainingFacts
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +154,7 @@ def test_unknown_user_row_is_the_activity_weighted_mean(output):
         event_types=np.array([b"watch"] * 5),
         ratings=np.zeros(5),
         rated=np.zeros(5, bool),
+        timestamps=np.zeros(5, np.int64),
     )
     set_unknown_user(Model, known, num_users=3)
     np.testing.assert_allclose(tower.embedding.embeddings.numpy()[3], [0.75, 0.25])

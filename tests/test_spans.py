@@ -259,21 +259,7 @@ def test_the_same_examples_train_the_same_model(tmp_path):
         for k in range(4)
     ]
     transformed, output = testlib.run_transform(rows)
-    spec = output.transformed_feature_spec()
-    path = str(tmp_path / "events.gz")
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for row in transformed:
-            feature = {}
-            for name, value in row.items():
-                values = np.atleast_1d(value).tolist()
-                if spec[name].dtype == tf.string:
-                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-                elif spec[name].dtype == tf.int64:
-                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-                else:
-                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
-            example = tf.train.Example(features=tf.train.Features(feature=feature))
-            writer.write(example.SerializeToString())
+    path = testlib.write_transformed(transformed, output, str(tmp_path / "events.gz"))
     config = ModelConfig(epochs=2, batch_size=8, embedding_dim=4, shuffle_buffer=64)
     weights = []
     for _ in range(2):

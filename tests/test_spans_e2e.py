@@ -108,7 +108,11 @@ def runs(tmp_path_factory):
         serving_root=os.path.join(out, "serving"),
         ingest=partitioned(MOVIELENS_INGEST, SpanConfig(window=14, holdout=1)),
         model=ModelConfig(
-            epochs=3, batch_size=128, embedding_dim=16, events=PRESETS["movielens"].model.events
+            epochs=3,
+            warm_start_epochs=2,
+            batch_size=128,
+            embedding_dim=16,
+            events=PRESETS["movielens"].model.events,
         ),
         gate=GateConfig(
             rmse_margin=-0.5, top_k_margin=-0.9, max_rmse_increase=0.1, max_accuracy_decrease=0.1
@@ -154,9 +158,9 @@ def test_the_second_model_warm_starts_from_the_first(runs):
     for model in models:
         with open(os.path.join(model.uri, WARMSTART_DIR_NAME, REPORT_FILE)) as f:
             reports.append(json.load(f))
-    assert reports[0]["warm_start_from"] is None and reports[0]["epochs"] == 3
+    assert reports[0]["warm_start_from"] is None and reports[0]["max_epochs"] == 3
     assert reports[1]["warm_start_from"] == os.path.join(models[0].uri, WARMSTART_DIR_NAME)
-    assert reports[1]["epochs"] == 1  # ModelConfig.warm_start_epochs
+    assert reports[1]["max_epochs"] == 2  # ModelConfig.warm_start_epochs
     users = reports[1]["warm_start"]["user_tower/embedding/embeddings"]
     assert users.startswith("remapped: ") and not users.startswith("remapped: 0 ")
     assert reports[1]["warm_start"]["rating_tower/output_layer/kernel"] == "carried"

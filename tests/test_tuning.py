@@ -4,14 +4,15 @@ import dataclasses
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import testlib
 
 from components.multilog_example_gen.events import split_of
 from contracts.hashing import pair_bucket, pair_buckets
 from models import features as F
 from models.config import DCNConfig, ModelConfig, TuningConfig
 from models.entrypoints import eval_and_catalog_files
-from models.tuning import apply_hyperparameters, holdout, search_space
+from models.inputs import training_inputs
+from models.tuning import apply_hyperparameters, search_space
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.presets import MOVIELENS_INGEST
@@ -58,21 +59,47 @@ def test_tuning_config_validates():
         TuningConfig(rating_weights=())
 
 
-def test_holdout_splits_pairs_disjointly_and_completely():
-    users = tf.range(200, dtype=tf.int64) % 17
-    items = tf.range(200, dtype=tf.int64) % 23
-    events = tf.data.Dataset.from_tensor_slices({F.USER_IDX: users, F.ITEM_IDX: items}).batch(64)
+def test_holdout_splits_pairs_disjointly_and_completely(tmp_path):
+    """The Trainer's (and Tuner's) holdout of training events, by pair hash, with histories."""
+    rows = [testlib.event_row(f"u{n % 17}", f"i{n % 23}", timestamp=n) for n in range(200)]
+    transformed, output = testlib.run_transform(rows)
+    path = testlib.write_transformed(transformed, output, str(tmp_path / "events.gz"))
+    config = ModelConfig(holdout_percent=20, history_length=3, user_dropout=0.25, batch_size=50)
+    inputs = training_inputs(config, output, path, path, np.full(24, 1 / 24, np.float32))
 
-    def pairs(keep):
-        out = set()
-        for batch in holdout(events, 20, keep=keep, batch_size=50, seed=3):
+    def pairs(dataset):
+        out, users = set(), []
+        for batch in dataset:
             out |= set(zip(batch[F.USER_IDX].numpy(), batch[F.ITEM_IDX].numpy(), strict=True))
-        return out
+            users.extend(batch[F.USER_IDX].numpy())
+            assert batch[F.HISTORY].shape[1] == 3
+        return out, users
 
-    held, fit = pairs(True), pairs(False)
+    (held, _), (fit, fit_users) = pairs(inputs.holdout), pairs(inputs.fit)
+    oov = output.vocabulary_size_by_name(F.USER_VOCAB)
+    fit = {(u, i) for u, i in fit if u != oov}  # the users dropout hid
     assert not held & fit
-    assert len(held) + len(fit) == len({(u % 17, u % 23) for u in range(200)})
     assert 0 < len(held) < len(fit)
+    assert 0.1 < np.mean(np.array(fit_users) == oov) < 0.4  # about a quarter hidden
+    assert inputs.fit_events + sum(len(b[F.USER_IDX]) for b in inputs.holdout) == 200
+    # Each event's history is its user's earlier items: event n's user u = n % 17 had
+    # the items of events n - 17, n - 34, ... (item index + 1, newest last).
+    vocab = {v.decode(): i for i, v in enumerate(output.vocabulary_by_name(F.ITEM_VOCAB))}
+    for batch in inputs.holdout:
+        for item, user, history in zip(
+            batch[F.ITEM_IDX].numpy(),
+            batch[F.USER_IDX].numpy(),
+            batch[F.HISTORY].numpy(),
+            strict=True,
+        ):
+            events = [
+                n
+                for n in range(200)
+                if f"u{n % 17}" == output.vocabulary_by_name(F.USER_VOCAB)[user].decode()
+            ]
+            n = next(n for n in events if vocab[f"i{n % 23}"] == item)
+            earlier = [vocab[f"i{m % 23}"] + 1 for m in events if m < n][-3:]
+            assert history.tolist()[3 - len(earlier) :] == earlier
 
 
 def test_tuner_feeds_the_trainer_when_enabled(tmp_path):

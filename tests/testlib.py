@@ -47,14 +47,36 @@ def run_transform(rows: list[dict]) -> tuple[list[dict], tft.TFTransformOutput]:
     return data, tft.TFTransformOutput(out_dir)
 
 
-def event_row(user: str, item: str, event_type: str = "watch", rating=None) -> dict:
+def write_transformed(rows: list[dict], output: tft.TFTransformOutput, path: str) -> str:
+    """Writes transformed rows (`run_transform`'s) as the gzipped TFRecords Transform writes."""
+    spec = output.transformed_feature_spec()
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in rows:
+            feature = {}
+            for name, value in row.items():
+                values = np.atleast_1d(value).tolist()
+                if spec[name].dtype == tf.string:
+                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+                elif spec[name].dtype == tf.int64:
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+                else:
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+            writer.write(
+                tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+            )
+    return path
+
+
+def event_row(
+    user: str, item: str, event_type: str = "watch", rating=None, timestamp: int = 1
+) -> dict:
     """A raw event row (feature -> values) as ExampleGen writes it."""
     return {
         F.USER_ID: [user.encode()],
         F.ITEM_ID: [item.encode()],
         F.EVENT_TYPE: [event_type.encode()],
         F.RATING: [] if rating is None else [rating],
-        F.TIMESTAMP: [1],
+        F.TIMESTAMP: [timestamp],
         F.TITLE: [b"Title (2000)"],
         F.GENRES: [b"Drama"],
     }
@@ -135,7 +157,8 @@ def small_world_module(
     Ratings are `scale * (<u, i> + offset)`; the bias baseline is scaled alike.
     """
     from models.baselines import BiasModel
-    from models.serving_module import Catalogue, ServingModule, TrainingFacts
+    from models.serving_module import ServingModule
+    from models.serving_state import Catalogue, TrainingFacts
 
     vocab = [u.decode() for u in output.vocabulary_by_name(F.USER_VOCAB)]
     table = np.zeros([len(vocab) + 1, 2], np.float32)

@@ -1,0 +1,383 @@
+"""History at request time, two-stage `recommend`, and early stopping, on a temporal split.
+
+Reads finished time-partitioned pipeline runs (e.g. the last run of
+`benchmarks/replay.py`: trained on the earlier spans of the window, evaluated on
+the newest span) and measures, through the reloaded SavedModels' signatures:
+
+- users absent from training, given their first m events of the evaluation span
+  as `recent_item_ids`: top-100 hit rate on their later events, against the
+  OOV answer (no history) and the most popular items they have not consumed;
+- known users, the same fresh history against their id (and training history) only;
+- `recommend` (candidates re-ranked by the rating tower) against `retrieve`:
+  top-10 hit rate on the evaluation events and RMSE of the predicted ratings
+  of the rated events each returned;
+- latency of both at batch 1 and 64, brute force and ScaNN;
+- early stopping (the default) against the previous fixed 3 epochs and the
+  10-epoch cap without stopping: quality on the evaluation span and fit time.
+
+    .venv/bin/python benchmarks/history.py --run synthetic=/tmp/replay/synthetic/out \
+        --run movielens=/tmp/replay/movielens/out
+
+Writes benchmarks/results/history.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import scann  # noqa: E402, F401
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from benchmarks.harness import latest, write_results  # noqa: E402
+from contracts import layout, names  # noqa: E402
+from models import features as F  # noqa: E402
+from models import training  # noqa: E402
+from pipeline.presets import PRESETS  # noqa: E402
+
+HISTORY_EVENTS = (1, 5)
+PRESET_OF = {"synthetic": "synthetic_spans", "movielens": "movielens_spans"}
+
+
+@dataclasses.dataclass
+class Events:
+    """The raw evaluation events, each user's in time order."""
+
+    users: np.ndarray
+    items: np.ndarray
+    types: np.ndarray
+    ratings: np.ndarray
+    rated: np.ndarray
+
+
+def read_events(pattern: str) -> Events:
+    """Raw events under `pattern` (gzipped tf.Examples), sorted by user, then time."""
+    kinds = {
+        F.USER_ID: tf.string,
+        F.ITEM_ID: tf.string,
+        F.EVENT_TYPE: tf.string,
+        F.RATING: tf.float32,
+        F.TIMESTAMP: tf.int64,
+    }
+    spec = {k: tf.io.VarLenFeature(d) for k, d in kinds.items()}
+    columns: dict[str, list] = {k: [] for k in [*kinds, "rated"]}
+    for batch in tf.data.TFRecordDataset(glob.glob(pattern), "GZIP").batch(8192):
+        parsed = tf.io.parse_example(batch, spec)
+        size = int(tf.shape(batch)[0])
+        for key, value in parsed.items():
+            first = np.full(size, b"" if kinds[key] == tf.string else 0, dtype=object)
+            rows = value.indices.numpy()
+            keep = rows[:, 1] == 0
+            first[rows[keep, 0]] = value.values.numpy()[keep]
+            columns[key].append(first)
+            if key == F.RATING:
+                rated = np.zeros(size, bool)
+                rated[rows[keep, 0]] = True
+                columns["rated"].append(rated)
+    data = {k: np.concatenate(v) for k, v in columns.items()}
+    data[F.RATING] = data[F.RATING].astype(np.float64)
+    data[F.TIMESTAMP] = data[F.TIMESTAMP].astype(np.int64)
+    order = np.lexsort((data[F.TIMESTAMP], data[F.USER_ID].astype(bytes)))
+    return Events(
+        *(data[k][order] for k in (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING)),
+        data["rated"][order],
+    )
+
+
+def by_user(events: Events) -> dict[bytes, np.ndarray]:
+    users, starts = np.unique(events.users, return_index=True)
+    ends = [*starts[1:], len(events.users)]
+    return {u: np.arange(s, e) for u, s, e in zip(users, starts, ends, strict=True)}
+
+
+def padded(rows: list[list[bytes]]) -> tf.Tensor:
+    width = max(1, *(len(r) for r in rows))
+    return tf.constant([[*r, *([b""] * (width - len(r)))] for r in rows], tf.string)
+
+
+def recommend(model, users, recent, exclude, k: int) -> dict[str, np.ndarray]:
+    out = model.signatures[names.RECOMMEND](
+        user_id=tf.constant(users),
+        recent_item_ids=padded(recent),
+        exclude_item_ids=padded(exclude),
+        k=tf.constant(k, tf.int32),
+    )
+    return {key: value.numpy() for key, value in out.items()}
+
+
+def in_batches(n: int, size: int = 256):
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def history_hits(model, events: Events, groups, users, m: int, evaluated) -> dict:
+    """Top-100 hit rates of later events given each user's first m as history.
+
+    Against the same request without history, once with the history's items
+    excluded (`unseen`: a new user's most popular unseen items, a known user's
+    id-only answer) and once without (`plain`: a new user's OOV answer).
+    """
+    cases = []
+    for user in users:
+        rows = groups[user]
+        history = list(dict.fromkeys(events.items[rows[:m]].tolist()))
+        later = [
+            i
+            for i, t in zip(events.items[rows[m:]], events.types[rows[m:]], strict=True)
+            if t in evaluated and i not in history
+        ]
+        if len(rows) > m and later:
+            cases.append((user, history, later))
+    totals = dict.fromkeys(("with_history", "with_history_retrieval_order", "plain", "unseen"), 0)
+    targets = 0
+    for part in in_batches(len(cases)):
+        chunk = cases[part]
+        ids = [c[0] for c in chunk]
+        hist = [c[1] for c in chunk]
+        none = [[] for _ in chunk]
+        answers = {
+            "with_history": recommend(model, ids, hist, none, 100)[names.ITEM_IDS_OUTPUT],
+            "plain": recommend(model, ids, none, none, 100)[names.ITEM_IDS_OUTPUT],
+            "unseen": recommend(model, ids, none, hist, 100)[names.ITEM_IDS_OUTPUT],
+        }
+        wide = recommend(model, ids, hist, none, 200)
+        by_retrieval = np.argsort(-wide[names.RETRIEVAL_SCORES_OUTPUT], axis=1, kind="stable")
+        answers["with_history_retrieval_order"] = np.take_along_axis(
+            wide[names.ITEM_IDS_OUTPUT], by_retrieval, 1
+        )[:, :100]
+        for key, lists in answers.items():
+            for (_, _, later), got in zip(chunk, lists, strict=True):
+                totals[key] += len(set(later) & set(got.tolist()))
+        targets += sum(len(c[2]) for c in chunk)
+    out = {k: v / targets if targets else float("nan") for k, v in totals.items()}
+    return {**out, "users": len(cases), "events": targets}
+
+
+def recommend_vs_retrieve(model, events: Events, groups, known, evaluated) -> dict:
+    """Top-10 hit rate and the RMSE of the ratings of rated events hit, per signature."""
+    users = [u for u in known if any(t in evaluated for t in events.types[groups[u]])]
+    result = {}
+    for name in ("retrieve", "recommend"):
+        hits = events_scored = 0
+        errors = []
+        for part in in_batches(len(users)):
+            ids = users[part]
+            if name == "retrieve":
+                out = model.signatures[names.RETRIEVE](
+                    user_id=tf.constant(ids), k=tf.constant(10, tf.int32)
+                )
+                lists = out[names.ITEM_IDS_OUTPUT].numpy()
+            else:
+                lists = recommend(model, ids, [[] for _ in ids], [[] for _ in ids], 10)[
+                    names.ITEM_IDS_OUTPUT
+                ]
+            for user, got in zip(ids, lists, strict=True):
+                rows = groups[user]
+                got = set(got.tolist())
+                for r in rows:
+                    if events.types[r] in evaluated:
+                        events_scored += 1
+                        hits += events.items[r] in got
+                rated = [r for r in rows if events.rated[r] and events.items[r] in got]
+                if rated:
+                    pred = model.signatures[names.RATE](
+                        user_id=tf.constant([user] * len(rated)),
+                        item_id=tf.constant(events.items[rated]),
+                    )[names.RATING_OUTPUT].numpy()
+                    errors.extend(pred - events.ratings[rated])
+        result[name] = {
+            "top_10": hits / events_scored,
+            "rated_hits": len(errors),
+            "rmse_of_hits": float(np.sqrt(np.mean(np.square(errors)))) if errors else None,
+        }
+    return result
+
+
+def latency(model, users: list[bytes], batch: int, calls: int = 30) -> dict[str, float]:
+    ids = (users * (batch // max(1, len(users)) + 1))[:batch]
+    none = [[] for _ in ids]
+    runs = {
+        "retrieve": lambda: model.signatures[names.RETRIEVE](
+            user_id=tf.constant(ids), k=tf.constant(10, tf.int32)
+        ),
+        "recommend": lambda: recommend(model, ids, none, none, 10),
+    }
+    out = {}
+    for name, call in runs.items():
+        for _ in range(3):
+            call()
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        out[name] = float(np.median(times) * 1e3)
+    return out
+
+
+def early_stopping(root: str, preset: str) -> dict:
+    """Default (early stopping, cap 10) vs the old fixed 3 epochs and the 10-epoch cap."""
+    transform = tft.TFTransformOutput(
+        latest(os.path.join(root, "Transform", "transform_graph", "*"))
+    )
+    examples = latest(os.path.join(root, "Transform", "transformed_examples", "*"))
+    splits = [os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval", "catalog")]
+    config = PRESETS[preset].model
+    arms = {
+        "early stopping (default, cap 10)": config,
+        "fixed 3 epochs, constant LR (before)": dataclasses.replace(
+            config, epochs=3, early_stopping=False, final_learning_share=1.0
+        ),
+        "fixed 10 epochs (the cap, no stopping)": dataclasses.replace(config, early_stopping=False),
+    }
+    out = {}
+    for name, arm in arms.items():
+        _, final = training.train(arm, transform, *splits)
+        metrics = final["eval"]
+        out[name] = {
+            "epochs": final["epochs"],
+            "fit_seconds": final["fit_seconds"],
+            "rmse": metrics.get("rmse"),
+            "top_100": metrics.get("factorized_top_k/top_100_categorical_accuracy"),
+        }
+    return out
+
+
+def measure(name: str, out_dir: str, preset: str) -> dict:
+    root = os.path.join(out_dir, "pipeline_root")
+    model_dir = latest(os.path.join(root, "Trainer", "model", "*"))
+    window = latest(os.path.join(root, "TemporalWindow", "examples", "*"))
+    transform = tft.TFTransformOutput(
+        latest(os.path.join(root, "Transform", "transform_graph", "*"))
+    )
+    events = read_events(os.path.join(window, f"Split-{names.EVAL}", "*"))
+    known_ids = set(transform.vocabulary_by_name(F.USER_VOCAB))
+    groups = by_user(events)
+    evaluated = {t.encode() for t in PRESETS[preset].model.events.evaluated_retrieval_events()}
+    known = [u for u in groups if u in known_ids]
+    new = [u for u in groups if u not in known_ids]
+    result = {"eval_events": len(events.users), "known_users": len(known), "new_users": len(new)}
+    models = {
+        "brute_force": tf.saved_model.load(os.path.join(model_dir, "Format-Serving")),
+        "scann": tf.saved_model.load(os.path.join(model_dir, layout.SCANN_DIR_NAME)),
+    }
+    bf = models["brute_force"]
+    result["new_users_history"] = {
+        m: history_hits(bf, events, groups, new, m, evaluated) for m in HISTORY_EVENTS
+    }
+    result["known_users_history"] = {
+        m: history_hits(bf, events, groups, known, m, evaluated) for m in HISTORY_EVENTS
+    }
+    result["recommend_vs_retrieve"] = recommend_vs_retrieve(bf, events, groups, known, evaluated)
+    result["latency_ms"] = {
+        kind: {b: latency(model, known, b) for b in (1, 64)} for kind, model in models.items()
+    }
+    result["early_stopping"] = early_stopping(root, preset)
+    print(name, result, flush=True)
+    return result
+
+
+def _pct(x) -> str:
+    return "-" if x is None or x != x else f"{x:.3f}"
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = [
+        "# Request-time history, two-stage recommend, early stopping (temporal split)",
+        "",
+        "Measured by `benchmarks/history.py` in one run on this machine (2 cores, CPU), "
+        "on the last run of `benchmarks/replay.py` per data set: trained on the earlier "
+        "spans of the window, evaluated on the newest span; every figure goes through the "
+        "reloaded SavedModel's signatures (brute force unless noted). Hit rates count the "
+        "later events of the evaluated types whose item is in the list.",
+    ]
+    for name, r in results.items():
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            f"Evaluation span: {r['eval_events']:,} events, {r['known_users']:,} known users, "
+            f"{r['new_users']:,} users absent from training.",
+            "",
+            "| users | history given | users (events) | top-100: with history (recommend) "
+            "| with history (retrieval order) | no history (new: OOV answer) "
+            "| no history, history excluded (new: most popular unseen; known: id only) "
+            "| with history / no history excluded |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for label, key in (("new", "new_users_history"), ("known", "known_users_history")):
+            for m, h in r[key].items():
+                ratio = h["with_history"] / h["unseen"] if h["unseen"] else None
+                lines.append(
+                    f"| {label} | first {m} | {h['users']:,} ({h['events']:,}) "
+                    f"| {_pct(h['with_history'])} | {_pct(h['with_history_retrieval_order'])} "
+                    f"| {_pct(h['plain'])} | {_pct(h['unseen'])} "
+                    f"| {'-' if ratio is None else f'{ratio:.2f}x'} |"
+                )
+        rr = r["recommend_vs_retrieve"]
+        lines += [
+            "",
+            "| known users, k = 10 | top-10 hit rate | rated events hit | RMSE of their "
+            "predicted ratings |",
+            "|---|---|---|---|",
+        ]
+        for sig in ("retrieve", "recommend"):
+            x = rr[sig]
+            lines.append(
+                f"| {sig} | {x['top_10']:.4f} | {x['rated_hits']:,} | {_pct(x['rmse_of_hits'])} |"
+            )
+        lat = r["latency_ms"]
+        lines += [
+            "",
+            "| latency, median ms (k = 10) | retrieve | recommend | recommend / retrieve |",
+            "|---|---|---|---|",
+        ]
+        for kind, by_batch in lat.items():
+            for batch, t in by_batch.items():
+                lines.append(
+                    f"| {kind}, batch {batch} | {t['retrieve']:.1f} | {t['recommend']:.1f} "
+                    f"| {t['recommend'] / t['retrieve']:.2f}x |"
+                )
+        lines += [
+            "",
+            "| training | epochs | fit s | RMSE (eval span) | top-100 (Keras, seen included) |",
+            "|---|---|---|---|---|",
+        ]
+        for arm, x in r["early_stopping"].items():
+            lines.append(
+                f"| {arm} | {x['epochs']:.0f} | {x['fit_seconds']:.1f} | {_pct(x['rmse'])} "
+                f"| {_pct(x['top_100'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Measures each run given and writes the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        help="name=output_dir[,preset] of a finished time-partitioned run",
+    )
+    args = parser.parse_args()
+    results = {}
+    for spec in args.run:
+        name, _, rest = spec.partition("=")
+        out_dir, _, preset = rest.partition(",")
+        results[name] = measure(name, out_dir, preset or PRESET_OF[name])
+    write_results("history", results, table(results))
+
+
+if __name__ == "__main__":
+    main()

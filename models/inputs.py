@@ -1,0 +1,146 @@
+"""The Trainer's datasets: training events with their histories, the early-stopping holdout, eval.
+
+Each training event gets its history (`models.history.event_histories`, from the
+training events strictly before it) as an aligned feature, so shuffling keeps
+event and history together. A seeded pair-hash share of the training events
+(`ModelConfig.holdout_percent`) is held out to decide when to stop (never the
+evaluation split), and a seeded share of the rest has its user id hidden
+(`ModelConfig.user_dropout`) so that the query tower learns to answer from the
+history alone. Evaluation events get the history the training events gave them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from contracts.hashing import pair_buckets
+from models import features as F
+from models.config import ModelConfig
+from models.data import (
+    SCAN_BATCH,
+    read_columns,
+    read_transformed,
+    with_item_probability,
+    with_task_events,
+)
+from models.history import event_histories, histories_before
+
+HOLDOUT, DROP = "_holdout", "_drop_user"
+"""Aligned helper columns, removed before the model sees a batch."""
+EVENT_COLUMNS = (F.USER_IDX, F.ITEM_IDX, F.TIMESTAMP)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingInputs:
+    """Batched datasets of one training.
+
+    Attributes:
+        fit: Shuffled training events (holdout left out), weighted per task.
+        holdout: The held-out training events (None without early stopping).
+        evaluation: The evaluation split, with the histories training gives it.
+        fit_events: Events in one pass over `fit`.
+    """
+
+    fit: tf.data.Dataset
+    holdout: tf.data.Dataset | None
+    evaluation: tf.data.Dataset
+    fit_events: int
+
+
+def event_columns(
+    pattern: str | list[str], tf_transform_output: tft.TFTransformOutput
+) -> dict[str, np.ndarray]:
+    """User, item and time of every event in file order (time 0 if Transform has none)."""
+    spec = tf_transform_output.transformed_feature_spec()
+    names = [n for n in EVENT_COLUMNS if n in spec]
+    columns = read_columns(read_transformed(pattern, tf_transform_output, SCAN_BATCH), names)
+    if F.TIMESTAMP not in columns:
+        columns[F.TIMESTAMP] = np.zeros_like(columns[F.USER_IDX])
+    return columns
+
+
+def training_inputs(
+    config: ModelConfig,
+    tf_transform_output: tft.TFTransformOutput,
+    train_pattern: str | list[str],
+    eval_pattern: str | list[str],
+    item_probabilities: np.ndarray,
+    map_events=None,
+) -> TrainingInputs:
+    """The fit, holdout and evaluation datasets of `config` (see the module doc)."""
+    train = event_columns(train_pattern, tf_transform_output)
+    users, items, times = (train[c] for c in EVENT_COLUMNS)
+    n = len(users)
+    rng = np.random.default_rng(config.seed)
+    aligned = {
+        HOLDOUT: (
+            pair_buckets(users, items, config.seed) < config.holdout_percent
+            if config.early_stopping
+            else np.zeros(n, bool)
+        ),
+        DROP: rng.random(n) < config.user_dropout,
+    }
+    if config.history_length:
+        aligned[F.HISTORY] = event_histories(users, items, times, config.history_length)
+    num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB)
+
+    def finish(dataset, drop_users: bool):
+        def strip(features):
+            out = {k: v for k, v in features.items() if k not in (HOLDOUT, DROP)}
+            if drop_users:
+                out[F.USER_IDX] = tf.where(
+                    features[DROP], tf.constant(num_users, tf.int64), features[F.USER_IDX]
+                )
+            return out
+
+        dataset = dataset.map(strip)
+        if map_events:
+            dataset = dataset.map(map_events)
+        dataset = with_task_events(dataset, config.events)
+        return with_item_probability(dataset, item_probabilities)
+
+    fit = read_transformed(
+        train_pattern,
+        tf_transform_output,
+        config.batch_size,
+        config.shuffle_buffer,
+        config.seed,
+        aligned=aligned,
+        keep=lambda extra: tf.logical_not(extra[HOLDOUT]),
+    )
+    holdout = None
+    if config.early_stopping:
+        held = read_transformed(
+            train_pattern,
+            tf_transform_output,
+            SCAN_BATCH,
+            aligned=aligned,
+            keep=lambda e: e[HOLDOUT],
+        )
+        holdout = finish(held, drop_users=False)
+    evaluation_aligned = None
+    if config.history_length:
+        evaluated = event_columns(eval_pattern, tf_transform_output)
+        evaluation_aligned = {
+            F.HISTORY: histories_before(
+                users,
+                items,
+                times,
+                evaluated[F.USER_IDX],
+                evaluated[F.TIMESTAMP],
+                config.history_length,
+            )
+        }
+    evaluation = read_transformed(
+        eval_pattern, tf_transform_output, SCAN_BATCH, aligned=evaluation_aligned
+    )
+    return TrainingInputs(
+        finish(fit, drop_users=config.user_dropout > 0),
+        holdout,
+        evaluation,
+        int(n - aligned[HOLDOUT].sum()),
+    )

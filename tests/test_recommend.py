@@ -1,0 +1,179 @@
+"""History and `recommend`: histories from earlier events only, request-time history, re-ranking."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scann  # noqa: F401  (ScaNN ops)
+import tensorflow as tf
+from testlib import ITEM_EMB, ITEMS, KNOWN, POPULARITY, QUERIES, DotRating, users_transform
+
+from contracts import names
+from models import features as F
+from models.baselines import BiasModel
+from models.config import RecommendConfig
+from models.export import export_serving_model
+from models.history import UserHistories, event_histories, histories_before
+from models.index import SeenItems
+from models.layers import UserTower
+from models.serving_module import ServingModule
+from models.serving_state import Catalogue, TrainingFacts
+
+
+def test_an_events_history_is_the_users_earlier_events_only():
+    # user 0: (t3, item 11), (t5, item 10), (t5, item 12), (t9, item 13); user 1: (t1, 20), (t2, 21)
+    users = np.array([0, 1, 0, 0, 1, 0])
+    items = np.array([10, 20, 11, 12, 21, 13])
+    times = np.array([5, 1, 3, 5, 2, 9])
+    histories = event_histories(users, items, times, length=2)  # item + 1, 0 pads, newest last
+    assert histories.tolist() == [
+        [0, 12],  # (t5, 10): only 11 is strictly earlier; 12 at the same time is not
+        [0, 0],  # user 1's first event
+        [0, 0],  # user 0's first event
+        [0, 12],  # (t5, 12): the tie with 10 is not history either
+        [0, 21],
+        [11, 13],  # (t9, 13): the last two before it, 10 then 12
+    ]
+    stored = UserHistories(users, items, times, length=2)
+    before = stored.before(tf.constant([0, 0, 1, 7]), tf.constant([5, 100, 2, 3]))
+    assert before.to_list() == [[12], [13, 14], [21], []]
+    assert stored.latest(tf.constant([0])).to_list() == [[13, 14]]
+    queries = histories_before(users, items, times, np.array([0, 1]), np.array([6, 2]), 3)
+    assert queries.tolist() == [[12, 11, 13], [0, 0, 21]]
+
+
+@pytest.fixture(scope="module")
+def output():
+    return users_transform(list(QUERIES))
+
+
+def history_module(output, rating_scale=1.0, kind="brute_force", candidates=4):
+    """The small world with a query = user row + mean of the history's item embeddings.
+
+    u1 trained on i1 (its stored history) and has i3 in eval; u2 and u3 trained on i4.
+    Ratings are `rating_scale * <query, item>`.
+    """
+    vocab = [u.decode() for u in output.vocabulary_by_name(F.USER_VOCAB)]
+    tower = UserTower(num_users=len(vocab), dim=2, num_items=4)
+    tower({F.USER_IDX: tf.constant([0], tf.int64), F.HISTORY: tf.zeros([1, 1], tf.int64)})
+    table = np.zeros([len(vocab) + 1, 2], np.float32)
+    for user, query in QUERIES.items():
+        table[vocab.index(user)] = query
+    tower.embedding.embeddings.assign(table)
+    tower.history_embedding.embeddings.assign(np.vstack([[0, 0], ITEM_EMB[:4], [0, 0]]))
+    kernel = np.zeros([5, 2], np.float32)
+    kernel[0, 0] = kernel[1, 1] = kernel[2, 0] = kernel[3, 1] = 1.0  # user + pooled history
+    tower.projection.kernel.assign(kernel)
+    tower.projection.bias.assign([0.0, 0.0])
+
+    class Model(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.user_tower = tower
+            self.rating_tower = DotRating(rating_scale, 0.0)
+
+    users = np.array([vocab.index(u) for u, _, _ in KNOWN])
+    rows = np.array([r for _, r, _ in KNOWN])
+    in_train = np.array([t for _, _, t in KNOWN])
+    seen = SeenItems(users, rows, in_train, num_users=len(vocab) + 1, num_rows=4)
+    histories = UserHistories(users[in_train], rows[in_train], np.arange(in_train.sum()), 3)
+    bias = BiasModel(3.0, np.zeros(len(vocab) + 1, np.float32), np.zeros(5, np.float32))
+    return ServingModule(
+        Model(),
+        output,
+        Catalogue(
+            tf.constant(ITEMS),
+            tf.constant([b"T" + i for i in ITEMS]),
+            tf.constant(ITEM_EMB),
+            item_idx=tf.constant([0, 1, 2, 3], tf.int64),
+        ),
+        TrainingFacts(POPULARITY, np.zeros(len(vocab) + 1, np.int64), bias),
+        index_kind=kind,
+        top_k=2,
+        seen=seen,
+        histories=histories,
+        recommend=RecommendConfig(candidates=candidates),
+    )
+
+
+def recommend(module, users, k, recent=None, exclude=None):
+    def padded(rows):
+        rows = rows or [[] for _ in users]
+        width = max(1, max(len(r) for r in rows))
+        return tf.constant([[v.encode() for v in r] + [b""] * (width - len(r)) for r in rows])
+
+    out = module.recommend(
+        tf.constant([u.encode() for u in users]), padded(recent), padded(exclude), tf.constant(k)
+    )
+    return [[i.decode() for i in row] for row in out[names.ITEM_IDS_OUTPUT].numpy()], out
+
+
+def test_a_new_users_recommendations_follow_the_history_given(output):
+    module = history_module(output)
+    # No trace of the user: the most popular items (i4 2/3, i1 1/3).
+    assert recommend(module, ["new"], 2)[0] == [["i4", "i1"]]
+    # Query = mean(emb(i4)) = [0, 1]: i3 (.5) is best once i4 itself is left out.
+    assert recommend(module, ["new"], 1, recent=[["i4"]])[0] == [["i3"]]
+    # Query = emb(i1) = [1, 0]: i2 (.8) is best once i1 is left out.
+    assert recommend(module, ["new"], 1, recent=[["i1"]])[0] == [["i2"]]
+
+
+def test_a_known_users_history_is_stored_plus_what_the_request_adds(output):
+    module = history_module(output)
+    # u1: row [1, 0] + stored history i1 [1, 0] -> [2, 0]; retrieve excludes known i1, i3.
+    assert [
+        i.decode()
+        for i in module.retrieve(tf.constant([b"u1"]), tf.constant(2))["item_ids"].numpy()[0]
+    ] == ["i2", "i4"]
+    rating = module.rate(tf.constant([b"u1"]), tf.constant([b"i2"]))["rating"].numpy()[0]
+    assert rating == pytest.approx(1.6)  # <[2, 0], [.8, 0]>
+    # + recent i4: history mean(i1, i4) = [.5, .5] -> query [1.5, .5]; i4 is consumed now.
+    items, out = recommend(module, ["u1"], 1, recent=[["i4"]])
+    assert items == [["i2"]]
+    assert out["rating"].numpy()[0, 0] == pytest.approx(1.2)  # <[1.5, .5], [.8, 0]>
+
+
+def test_exclusions_and_known_items_never_come_back(output):
+    module = history_module(output)
+    items, out = recommend(module, ["u1"], 4, exclude=[["i2"]])
+    assert items == [["i4", "", "", ""]]  # i1, i3 known, i2 excluded: only i4 left
+    assert out["scores"].numpy()[0, 1] == np.finfo(np.float32).min
+    items, _ = recommend(module, ["new"], 2, recent=[["i4"]], exclude=[["i3"]])
+    assert "i3" not in items[0] and "i4" not in items[0]
+
+
+@pytest.mark.parametrize("kind", ["brute_force", "scann"])
+def test_recommend_orders_the_candidates_by_the_rating_tower(output, kind):
+    module = history_module(output, rating_scale=-1.0, kind=kind)  # ratings invert retrieval
+    retrieved = module.retrieve(tf.constant([b"u2"]), tf.constant(3))["item_ids"].numpy()[0]
+    items, out = recommend(module, ["u2"], 3)
+    assert [i.decode() for i in retrieved] == ["i3", "i1", "i2"]  # query [0, 1] + i4
+    rated = module.rate(tf.constant([b"u2"] * 3), tf.constant([i.encode() for i in items[0]]))
+    ratings = rated["rating"].numpy().tolist()
+    assert ratings == sorted(ratings, reverse=True)  # the rating tower's order
+    assert items[0][-1] == "i3"  # best retrieved, worst rated
+    np.testing.assert_allclose(out["rating"].numpy()[0], ratings)
+
+
+def test_recommend_survives_a_save_and_a_fresh_process(output, tmp_path):
+    for kind in ("brute_force", "scann"):
+        export_serving_model(history_module(output, kind=kind), str(tmp_path / kind))
+    script = (
+        "import scann, tensorflow as tf, sys\n"
+        "for kind in ('brute_force', 'scann'):\n"
+        "    m = tf.saved_model.load(sys.argv[1] + '/' + kind)\n"
+        "    out = m.signatures['recommend'](user_id=tf.constant([b'new']),"
+        " recent_item_ids=tf.constant([[b'i1']]), exclude_item_ids=tf.constant([[b'']]),"
+        " k=tf.constant(1))\n"
+        "    print(kind, out['item_ids'].numpy()[0][0].decode())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=True,
+    )
+    assert result.stdout.split() == ["brute_force", "i2", "scann", "i2"]
