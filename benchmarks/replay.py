@@ -14,7 +14,7 @@ cold model's temporal RMSE.
 
     .venv/bin/python benchmarks/replay.py [--work_dir /tmp/replay] [--only synthetic]
 
-Writes benchmarks/results/replay.{json,md,png}.
+Writes benchmarks/results/replay.{json,md,png} (replay_<name>.* with --only).
 """
 
 from __future__ import annotations
@@ -331,8 +331,9 @@ def main() -> None:
     args = parser.parse_args()
     names = [args.only] if args.only else ["synthetic", "movielens"]
     results = {name: replay(name, os.path.join(args.work_dir, name), args.runs) for name in names}
-    write_results("replay", results, table(results))
-    plot(results, os.path.join(ROOT, "benchmarks", "results", "replay.png"))
+    name = f"replay_{args.only}" if args.only else "replay"
+    write_results(name, results, table(results))
+    plot(results, os.path.join(ROOT, "benchmarks", "results", f"{name}.png"))
 
 
 if __name__ == "__main__":

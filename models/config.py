@@ -27,9 +27,11 @@ class DCNConfig:
         projection_dim: None for full-rank cross layers, else the low-rank size.
         deep_layers: Widths of the ReLU layers of the deep part.
         dot_product: Add a learned multiple of the user-item dot product (the
-            retrieval score) to the tower's output. Off by default: measured,
-            it helped MovieLens slightly and hurt the synthetic funnel's sparse
-            purchase ratings (see the README).
+            retrieval score) to the tower's output. Off by default: measured
+            with the history-aware towers, it raised MovieLens' RMSE (0.828 ->
+            0.856) and lowered it on the synthetic logs, whose ratings follow
+            the affinity the views reveal (0.424 -> 0.403); the synthetic
+            presets switch it on.
     """
 
     structure: str = "stacked"

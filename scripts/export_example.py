@@ -63,6 +63,10 @@ catalog:
     - {column: category, separator: ">"}
     - {flags: [organic, vegan]}
   text: [description]
+# Order ratings follow the same taste as the views (the synthetic generator's design):
+# the retrieval dot product helps the rating tower here (see configs/synthetic.yaml).
+model:
+  dcn: {dot_product: true}
 """
 
 
