@@ -29,9 +29,8 @@ class DCNConfig:
         dot_product: Add a learned multiple of the user-item dot product (the
             retrieval score) to the tower's output. Off by default: measured
             with the history-aware towers, it raised MovieLens' RMSE (0.828 ->
-            0.856) and lowered it on the synthetic logs, whose ratings follow
-            the affinity the views reveal (0.424 -> 0.403); the synthetic
-            presets switch it on.
+            0.856 on 20,249 eval ratings); the synthetic presets, whose ratings
+            are planted on that dot product, switch it on.
     """
 
     structure: str = "stacked"

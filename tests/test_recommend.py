@@ -177,3 +177,45 @@ def test_recommend_survives_a_save_and_a_fresh_process(output, tmp_path):
         check=True,
     )
     assert result.stdout.split() == ["brute_force", "i2", "scann", "i2"]
+
+
+def test_early_stopping_returns_the_best_holdout_epoch_and_never_fits_the_holdout(tmp_path):
+    import testlib
+
+    from models import training
+    from models.config import ModelConfig
+    from models.inputs import training_inputs
+
+    rows = [
+        testlib.event_row(
+            f"u{u}", f"i{(u * 3 + k) % 9}", rating=float(1 + (u + k) % 5), timestamp=k + 1
+        )
+        for u in range(40)
+        for k in range(5)
+    ]
+    transformed, output = testlib.run_transform(rows)
+    path = testlib.write_transformed(transformed, output, str(tmp_path / "events.gz"))
+    config = ModelConfig(
+        epochs=8, batch_size=16, embedding_dim=8, shuffle_buffer=256, holdout_percent=30,
+        learning_rate=0.2, patience=1, history_length=2,
+    )  # fmt: skip
+    probabilities = np.full(output.vocabulary_size_by_name(F.ITEM_VOCAB) + 1, 0.1, np.float32)
+    inputs = training_inputs(config, output, path, path, probabilities)
+
+    def pairs(dataset):
+        return {
+            (int(u), int(i))
+            for b in dataset
+            for u, i in zip(b[F.USER_IDX].numpy(), b[F.ITEM_IDX].numpy(), strict=True)
+        }
+
+    held = pairs(inputs.holdout)
+    assert held and not held & pairs(inputs.fit.map(lambda *b: b[0]))
+    assert inputs.fit_events + sum(int(tf.shape(b[F.USER_IDX])[0]) for b in inputs.holdout) == 200
+
+    model, final = training.train(config, output, path, path, path)
+    losses = final["history"]["val_total_loss"]
+    assert final["epochs"] < config.epochs and losses[-1] >= min(losses)  # stopped early
+    best = model.evaluate(inputs.holdout, return_dict=True, verbose=0)["total_loss"]
+    # The best epoch's weights are back (to 1%: Keras' epoch-end copy), not the last's.
+    assert best == pytest.approx(min(losses), rel=1e-2) and best < losses[-1] - 1.0
