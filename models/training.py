@@ -150,10 +150,11 @@ def train(
 ) -> tuple[MultiTaskRecommender, dict[str, Any]]:
     """Fits the model and returns it with its final validation metrics.
 
-    The metrics also hold `epochs` (run) and `max_epochs`, `fit_seconds` (the fit
-    phases, validation excluded), `epoch_seconds`, the Keras `history`, `eval`
-    (the evaluation split's metrics after training) and `warm_start` (what
-    `models.warmstart.warm_start` did to each weight; empty for a cold start).
+    The metrics also hold `fit_events` (per epoch), `epochs` (run) and
+    `max_epochs`, `fit_seconds` (the fit phases, validation excluded),
+    `epoch_seconds`, the Keras `history`, `eval` (the evaluation split's metrics
+    after training) and `warm_start` (what `models.warmstart.warm_start` did to
+    each weight; empty for a cold start).
 
     Args:
         config: Hyperparameters.
@@ -206,6 +207,7 @@ def train(
     )
     final = {k: float(v[-1]) for k, v in history.history.items()}
     final["train_examples_per_second"] = meter.examples_per_second()
+    final["fit_events"] = float(inputs.fit_events)
     final["epochs"] = float(len(history.epoch))
     final["max_epochs"] = float(epochs)
     final["fit_seconds"] = float(sum(meter.seconds))
