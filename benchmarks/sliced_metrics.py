@@ -25,10 +25,15 @@ K = 100
 
 
 def load(evaluation: str) -> dict:
-    """Metrics of the candidate per slice value, for the two slice features."""
+    """Metrics of the candidate per slice value, for the two slice features.
+
+    A first run (no baseline yet) evaluates one model, which TFMA leaves unnamed.
+    """
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation, model_name="candidate")
+    if not result.slicing_metrics or not result.slicing_metrics[0][1]:
+        result = tfma.load_eval_result(evaluation)
     by_slice = {}
     for key, metrics in result.slicing_metrics:
         values = {name: v.get("doubleValue") for name, v in metrics[""][""].items()}
