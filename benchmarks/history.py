@@ -262,12 +262,22 @@ def early_stopping(root: str, preset: str) -> dict:
     return out
 
 
+def newest_complete(pattern: str, marker: str) -> str:
+    """The newest artifact directory under `pattern` that holds `marker` (a finished one)."""
+    done = [p for p in glob.glob(pattern) if glob.glob(os.path.join(p, marker))]
+    if not done:
+        raise ValueError(f"no finished artifact matches {pattern!r}")
+    return max(done, key=lambda p: int(os.path.basename(p)))
+
+
 def measure(name: str, out_dir: str, preset: str) -> dict:
     root = os.path.join(out_dir, "pipeline_root")
-    model_dir = latest(os.path.join(root, "Trainer", "model", "*"))
-    window = latest(os.path.join(root, "TemporalWindow", "examples", "*"))
+    model_dir = newest_complete(
+        os.path.join(root, "Trainer", "model", "*"), "Format-Serving-ScaNN/saved_model.pb"
+    )
+    window = newest_complete(os.path.join(root, "TemporalWindow", "examples", "*"), "Split-eval")
     transform = tft.TFTransformOutput(
-        latest(os.path.join(root, "Transform", "transform_graph", "*"))
+        newest_complete(os.path.join(root, "Transform", "transform_graph", "*"), "transform_fn")
     )
     events = read_events(os.path.join(window, f"Split-{names.EVAL}", "*"))
     known_ids = set(transform.vocabulary_by_name(F.USER_VOCAB))

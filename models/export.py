@@ -133,6 +133,27 @@ def set_unknown_user(model: MultiTaskRecommender, interactions: Interactions, nu
     table[num_users].assign(mean)
 
 
+def served_seen_items(
+    known: Interactions, rows: np.ndarray, num_users: int, num_rows: int
+) -> SeenItems:
+    """The known items a served model excludes, per user in the vocabulary.
+
+    Events of users outside the training vocabulary (new users of a temporal
+    evaluation span) all map to the one OOV index; they are no one's known
+    items, so a new user is never denied what other new users consumed.
+
+    Args:
+        known: Training and evaluation events.
+        rows: [E] catalogue row of each event's item (-1 if not in the catalogue).
+        num_users: User vocabulary size (the OOV index is `num_users`).
+        num_rows: Catalogue size.
+    """
+    keep = known.users < num_users
+    return SeenItems(
+        known.users[keep], rows[keep], known.in_train[keep], num_users + F.OOV_BUCKETS, num_rows
+    )
+
+
 def rating_range(schema: schema_pb2.Schema) -> tuple[float, float] | None:
     """The rating feature's [min, max] in the curated schema, if it declares one."""
     for feature in schema.feature:
@@ -249,9 +270,7 @@ def export_models(
     facts = training_facts(
         known, rows, config.events, num_users, num_rows, tf_transform_output.raw_metadata.schema
     )
-    seen = None
-    if config.exclude_seen:
-        seen = SeenItems(known.users, rows, known.in_train, num_users + F.OOV_BUCKETS, num_rows)
+    seen = served_seen_items(known, rows, num_users, num_rows) if config.exclude_seen else None
     users = [u.decode() for u in tf_transform_output.vocabulary_by_name(F.USER_VOCAB)[:3]]
     users.append("warmup-unknown-user")
     items = [i.decode() for i in catalogue.item_ids[: len(users)].numpy()]

@@ -219,3 +219,24 @@ def test_early_stopping_returns_the_best_holdout_epoch_and_never_fits_the_holdou
     best = model.evaluate(inputs.holdout, return_dict=True, verbose=0)["total_loss"]
     # The best epoch's weights are back (to 1%: Keras' epoch-end copy), not the last's.
     assert best == pytest.approx(min(losses), rel=1e-2) and best < losses[-1] - 1.0
+
+
+def test_new_users_events_are_no_ones_known_items():
+    from models.export import Interactions, served_seen_items
+
+    # Users 0 and 1 are in the vocabulary (size 2); index 2 is the OOV user, to whom
+    # every evaluation event of a user absent from training maps.
+    users = np.array([0, 0, 1, 2, 2])
+    known = Interactions(
+        users=users,
+        items=np.array([10, 11, 10, 12, 13]),
+        in_train=np.array([True, False, True, False, False]),
+        event_types=np.array([b"watch"] * 5, dtype=object),
+        ratings=np.zeros(5),
+        rated=np.zeros(5, bool),
+        timestamps=np.arange(5),
+    )
+    seen = served_seen_items(known, np.array([0, 1, 0, 2, 3]), num_users=2, num_rows=4)
+    assert seen.count(tf.constant([0, 1, 2], tf.int64)).numpy().tolist() == [2, 1, 0]
+    found = seen.contains(tf.constant([0, 2], tf.int64), tf.constant([[0, 1, 2, 3]] * 2, tf.int64))
+    assert found.numpy().tolist() == [[True, True, False, False], [False] * 4]
