@@ -389,29 +389,25 @@ def table(results: dict[str, dict]) -> str:
 def main() -> None:
     """Measures each run given and writes the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--run",
-        action="append",
-        default=[],
-        help="name=output_dir[,preset] of a finished time-partitioned run",
-    )
-    parser.add_argument(
-        "--training",
-        action="append",
-        default=[],
-        help="name=output_dir,preset (or logs file) of a finished run: early stopping "
-        "vs fixed epochs",
-    )
+    runs = {
+        "--run": "name=output_dir[,preset] of a finished time-partitioned run",
+        "--training": "name=output_dir,preset (or logs file) of a finished run: early "
+        "stopping vs fixed epochs",
+    }
+    for flag, text in runs.items():
+        parser.add_argument(flag, action="append", default=[], help=text)
     parser.add_argument("--name", default="history", help="results file name")
     args = parser.parse_args()
+
+    def parse(spec: str) -> tuple[str, str, str]:
+        name, _, rest = spec.partition("=")
+        out_dir, _, preset = rest.partition(",")
+        return name, out_dir, preset or PRESET_OF.get(name, "")
+
     results = {}
-    for spec in args.run:
-        name, _, rest = spec.partition("=")
-        out_dir, _, preset = rest.partition(",")
-        results[name] = measure(name, out_dir, preset or PRESET_OF[name])
-    for spec in args.training:
-        name, _, rest = spec.partition("=")
-        out_dir, _, preset = rest.partition(",")
+    for name, out_dir, preset in map(parse, args.run):
+        results[name] = measure(name, out_dir, preset)
+    for name, out_dir, preset in map(parse, args.training):
         root = os.path.join(out_dir, "pipeline_root")
         results[f"training: {name}"] = {"early_stopping": early_stopping(root, preset)}
         print(name, results[f"training: {name}"], flush=True)
