@@ -11,12 +11,10 @@ the newest span) and measures, through the reloaded SavedModels' signatures:
 - `recommend` (candidates re-ranked by the rating tower) against `retrieve`:
   top-10 hit rate on the evaluation events and RMSE of the predicted ratings
   of the rated events each returned;
-- latency of both at batch 1 and 64, brute force and ScaNN;
-- (`--training`) early stopping (the default) against the previous fixed 3
-  epochs at a constant learning rate: quality on the evaluation split, fit time.
+- latency of both at batch 1 and 64, brute force and ScaNN.
 
     .venv/bin/python benchmarks/history.py --run synthetic=/tmp/replay/synthetic/out \
-        --run movielens=/tmp/replay/movielens/out --training embedded=output,movielens
+        --run movielens=/tmp/replay/movielens/out
 
 Writes benchmarks/results/history.{json,md}.
 """
@@ -39,10 +37,11 @@ import scann  # noqa: E402, F401
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from benchmarks.harness import latest, write_results  # noqa: E402
+from benchmarks.harness import write_results  # noqa: E402
 from contracts import layout, names  # noqa: E402
+from models import export, training, warmstart  # noqa: E402
 from models import features as F  # noqa: E402
-from models import training  # noqa: E402
+from models.inputs import training_inputs  # noqa: E402
 from pipeline.presets import PRESETS  # noqa: E402
 
 HISTORY_EVENTS = (1, 5)
@@ -225,49 +224,55 @@ def latency(model, users: list[bytes], batch: int, calls: int = 30) -> dict[str,
     return out
 
 
-def logs_model(path: str):
-    """The model config a logs file sets."""
-    from models.config import ModelConfig
-    from pipeline import logs_file
-
-    return ModelConfig.from_json_dict(logs_file.load(path)["model"])
-
-
-def early_stopping(root: str, preset: str) -> dict:
-    """Default (early stopping, cap 10, cosine decay) vs the old fixed 3 epochs, constant rate."""
-    transform = tft.TFTransformOutput(
-        latest(os.path.join(root, "Transform", "transform_graph", "*"))
-    )
-    examples = latest(os.path.join(root, "Transform", "transformed_examples", "*"))
-    splits = [os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval", "catalog")]
-    config = PRESETS[preset].model if preset in PRESETS else logs_model(preset)
-    arms = {
-        "early stopping (default, cap 10)": config,
-        "fixed 3 epochs, constant LR (before)": dataclasses.replace(
-            config, epochs=3, early_stopping=False, final_learning_share=1.0
-        ),
-        "fixed 10 epochs (the cap, no stopping)": dataclasses.replace(config, early_stopping=False),
-    }
-    out = {}
-    for name, arm in arms.items():
-        _, final = training.train(arm, transform, *splits)
-        metrics = final["eval"]
-        out[name] = {
-            "epochs": final["epochs"],
-            "fit_seconds": final["fit_seconds"],
-            "rmse": metrics.get("rmse"),
-            "top_100": metrics.get("factorized_top_k/top_100_categorical_accuracy"),
-            "train_events": int(final["fit_events"]),
-        }
-    return out
-
-
 def newest_complete(pattern: str, marker: str) -> str:
     """The newest artifact directory under `pattern` that holds `marker` (a finished one)."""
     done = [p for p in glob.glob(pattern) if glob.glob(os.path.join(p, marker))]
     if not done:
         raise ValueError(f"no finished artifact matches {pattern!r}")
     return max(done, key=lambda p: int(os.path.basename(p)))
+
+
+def without_eval_span(root: str, transform, preset: str, export_dir: str) -> str:
+    """Re-exports the run's trained model as if the evaluation span had not happened.
+
+    The pushed model knows the evaluation span's events (it excludes them and
+    keeps them in the users' served histories), so known users' later events
+    could never be hit. This restores the Trainer's weights
+    (`Format-Warmstart`) into a model built on the same Transform output and
+    exports it from the training events only: the state a model is in when the
+    evaluation span's events arrive.
+
+    Returns:
+        The brute-force model's directory.
+
+    Raises:
+        ValueError: if a weight could not be restored unchanged.
+    """
+    config = PRESETS[preset].model
+    trained = newest_complete(os.path.join(root, "Trainer", "model", "*"), "Format-Warmstart")
+    examples = newest_complete(
+        os.path.join(root, "Transform", "transformed_examples", "*"), "Split-catalog"
+    )
+    train, evaluation, catalog = (
+        [os.path.join(examples, f"Split-{s}", "*")] for s in ("train", "eval", "catalog")
+    )
+    setup = training.prepare(transform, train, catalog, events=config.events)
+    model = training.new_model(config, setup)
+    inputs = training_inputs(config, transform, train, evaluation, setup.stats.item_probabilities)
+    model(next(iter(inputs.fit)))
+    restored = warmstart.warm_start(
+        model, warmstart.vocabularies(transform), os.path.join(trained, "Format-Warmstart")
+    )
+    changed = {
+        k: v
+        for k, v in restored.items()
+        if v != "carried" and not (v.startswith("remapped") and v.split()[1] == v.split()[3])
+    }
+    if changed:
+        raise ValueError(f"weights not restored from {trained}: {changed}")
+    return export.export_models(model, config, transform, train, [], catalog, export_dir)[
+        "brute_force"
+    ]
 
 
 def measure(name: str, out_dir: str, preset: str) -> dict:
@@ -294,10 +299,15 @@ def measure(name: str, out_dir: str, preset: str) -> dict:
     result["new_users_history"] = {
         m: history_hits(bf, events, groups, new, m, evaluated) for m in HISTORY_EVENTS
     }
+    unaware = tf.saved_model.load(
+        without_eval_span(root, transform, preset, os.path.join(out_dir, "without_eval_span"))
+    )
     result["known_users_history"] = {
-        m: history_hits(bf, events, groups, known, m, evaluated) for m in HISTORY_EVENTS
+        m: history_hits(unaware, events, groups, known, m, evaluated) for m in HISTORY_EVENTS
     }
-    result["recommend_vs_retrieve"] = recommend_vs_retrieve(bf, events, groups, known, evaluated)
+    result["recommend_vs_retrieve"] = recommend_vs_retrieve(
+        unaware, events, groups, known, evaluated
+    )
     result["latency_ms"] = {
         kind: {b: latency(model, known, b) for b in (1, 64)} for kind, model in models.items()
     }
@@ -311,7 +321,7 @@ def _pct(x) -> str:
 
 def table(results: dict[str, dict]) -> str:
     lines = [
-        "# Request-time history, two-stage recommend, early stopping (temporal split)",
+        "# Request-time history and two-stage recommend (temporal split)",
         "",
         "Measured by `benchmarks/history.py` in one run on this machine (2 cores, CPU), "
         "on a time-partitioned run per data set (all spans of `benchmarks/replay.py`'s "
@@ -321,8 +331,6 @@ def table(results: dict[str, dict]) -> str:
         "later events of the evaluated types whose item is in the list.",
     ]
     for name, r in results.items():
-        if "early_stopping" in r:
-            continue
         lines += [
             "",
             f"## {name}",
@@ -336,7 +344,7 @@ def table(results: dict[str, dict]) -> str:
             "| with history / no history excluded |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for label, key in (("new", "new_users_history"),):
+        for label, key in (("new", "new_users_history"), ("known", "known_users_history")):
             for m, h in r[key].items():
                 ratio = h["with_history"] / h["unseen"] if h["unseen"] else None
                 lines.append(
@@ -347,12 +355,21 @@ def table(results: dict[str, dict]) -> str:
                 )
         lines += [
             "",
-            "Known users are not reported: the served model knows the evaluation span's "
-            "events (it excludes every known item), so their later events are excluded "
-            "from every answer and all hit rates are 0 by construction; `known_users_history` "
-            "and `recommend_vs_retrieve` in the JSON are that artefact. Measuring them needs "
-            "a model exported without the evaluation span.",
+            "Known users are measured on the same trained weights exported from the "
+            "training events only (`without_eval_span`): the pushed model already knows "
+            "the evaluation span's events and excludes them, so its hit rates on them "
+            'are 0 by construction. Their "no history" answer is the id with the '
+            "training history the model holds.",
+            "",
+            "| known users, no request history | top-10 hit rate | rated events hit "
+            "| RMSE of their predicted ratings |",
+            "|---|---|---|---|",
         ]
+        for signature, x in r["recommend_vs_retrieve"].items():
+            lines.append(
+                f"| `{signature}` | {_pct(x['top_10'])} | {x['rated_hits']:,} "
+                f"| {_pct(x['rmse_of_hits'])} |"
+            )
         lat = r["latency_ms"]
         lines += [
             "",
@@ -365,37 +382,18 @@ def table(results: dict[str, dict]) -> str:
                     f"| {kind}, batch {batch} | {t['retrieve']:.1f} | {t['recommend']:.1f} "
                     f"| {t['recommend'] / t['retrieve']:.2f}x |"
                 )
-    trained = {n: r["early_stopping"] for n, r in results.items() if "early_stopping" in r}
-    if trained:
-        lines += [
-            "",
-            "## Early stopping against fixed epochs",
-            "",
-            "Same window and transform; quality is the Keras evaluation on the run's eval "
-            "split (RMSE unclipped, top-100 over the catalogue, seen items included).",
-            "",
-            "| data | training events | training | epochs | fit s | RMSE | top-100 |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for name, arms in trained.items():
-            for arm, x in arms.items():
-                lines.append(
-                    f"| {name} | {x['train_events']:,} | {arm} | {x['epochs']:.0f} "
-                    f"| {x['fit_seconds']:.1f} | {_pct(x['rmse'])} | {_pct(x['top_100'])} |"
-                )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     """Measures each run given and writes the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    runs = {
-        "--run": "name=output_dir[,preset] of a finished time-partitioned run",
-        "--training": "name=output_dir,preset (or logs file) of a finished run: early "
-        "stopping vs fixed epochs",
-    }
-    for flag, text in runs.items():
-        parser.add_argument(flag, action="append", default=[], help=text)
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        help="name=output_dir[,preset] of a finished time-partitioned run",
+    )
     parser.add_argument("--name", default="history", help="results file name")
     args = parser.parse_args()
 
@@ -407,10 +405,6 @@ def main() -> None:
     results = {}
     for name, out_dir, preset in map(parse, args.run):
         results[name] = measure(name, out_dir, preset)
-    for name, out_dir, preset in map(parse, args.training):
-        root = os.path.join(out_dir, "pipeline_root")
-        results[f"training: {name}"] = {"early_stopping": early_stopping(root, preset)}
-        print(name, results[f"training: {name}"], flush=True)
     write_results(args.name, results, table(results))
 
 
