@@ -239,6 +239,11 @@ class ModelConfig(jsonable.JsonDataclass):
             given one (time-partitioned logs): ids both vocabularies share keep
             their rows, other weights of unchanged shape are carried over.
         warm_start_epochs: Most epochs of a warm-started training (instead of `epochs`).
+        warm_start_new_events: A warm-started training fits only the training
+            events later than its base model's latest one (what the base model
+            never saw); every event still builds histories and the holdout.
+            False fits the whole window again. Without event times, or with
+            less than a batch of new events, the whole window is fitted.
         rating_baseline: The rating tower adds to the damped bias model of the
             training ratings (`models.layers.RatingPrior`, fixed), so the model
             starts at the baseline the gate compares it with; False starts the
@@ -267,6 +272,7 @@ class ModelConfig(jsonable.JsonDataclass):
     recommend: RecommendConfig = RecommendConfig()
     warm_start: bool = True
     warm_start_epochs: int = 3
+    warm_start_new_events: bool = True
     rating_baseline: bool = True
 
     def __post_init__(self) -> None:

@@ -43,8 +43,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trainer's entry point: trains, then exports the brute-force model and its ScaNN twin.
 
     With a base model (the last blessed one) and `ModelConfig.warm_start`, the
-    model starts from the base model's weights (`models.warmstart`); a base
-    model without them (older, or its files gone) is a cold start, logged.
+    model starts from the base model's weights (`models.warmstart`) and, with
+    `ModelConfig.warm_start_new_events`, fits only the events after the base
+    model's; a base model without weights (older, or its files gone) is a
+    cold start, logged.
 
     Raises:
         ValueError: if `custom_config` lacks the model config, or the eval
@@ -57,6 +59,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     eval_files, catalog_files = eval_and_catalog_files(fn_args.eval_files)
     base = warm_start_source(fn_args.base_model, config.warm_start)
+    fit_after = warmstart.trained_through(base) if base and config.warm_start_new_events else None
     model, metrics = training.train(
         config,
         tf_transform_output,
@@ -65,6 +68,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         catalog_files,
         log_dir=fn_args.model_run_dir,
         warm_start_from=base,
+        fit_after=fit_after,
     )
     export.export_models(
         model,

@@ -29,7 +29,7 @@ from models.data import (
 )
 from models.history import event_histories, histories_before
 
-HOLDOUT, DROP = "_holdout", "_drop_user"
+HOLDOUT, DROP, FIT = "_holdout", "_drop_user", "_fit"
 """Aligned helper columns, removed before the model sees a batch."""
 EVENT_COLUMNS = (F.USER_IDX, F.ITEM_IDX, F.TIMESTAMP)
 
@@ -43,12 +43,16 @@ class TrainingInputs:
         holdout: The held-out training events (None without early stopping).
         evaluation: The evaluation split, with the histories training gives it.
         fit_events: Events in one pass over `fit`.
+        fit_after: Only events after this time are fitted (None: every event).
+        trained_through: The latest training event's time (0 without times).
     """
 
     fit: tf.data.Dataset
     holdout: tf.data.Dataset | None
     evaluation: tf.data.Dataset
     fit_events: int
+    fit_after: int | None = None
+    trained_through: int = 0
 
 
 def event_columns(
@@ -70,8 +74,22 @@ def training_inputs(
     eval_pattern: str | list[str],
     item_probabilities: np.ndarray,
     map_events=None,
+    fit_after: int | None = None,
 ) -> TrainingInputs:
-    """The fit, holdout and evaluation datasets of `config` (see the module doc)."""
+    """The fit, holdout and evaluation datasets of `config` (see the module doc).
+
+    Args:
+        config: Hyperparameters (batch size, holdout, history length, seed).
+        tf_transform_output: Transform output.
+        train_pattern: Transformed training events.
+        eval_pattern: Transformed evaluation events.
+        item_probabilities: [items] sampling probability of each item (logQ).
+        map_events: Rewrites each batch of training events.
+        fit_after: Fit only the training events later than this time (a warm
+            start's events the base model never saw); every event still gives
+            histories and the holdout. Ignored (every event is fitted) when
+            fewer than one batch of events is that recent.
+    """
     train = event_columns(train_pattern, tf_transform_output)
     users, items, times = (train[c] for c in EVENT_COLUMNS)
     n = len(users)
@@ -84,13 +102,21 @@ def training_inputs(
         ),
         DROP: rng.random(n) < config.user_dropout,
     }
+    fitted = ~aligned[HOLDOUT]
+    if fit_after is not None:
+        recent = fitted & (times > fit_after)
+        if recent.sum() >= config.batch_size:
+            fitted = recent
+        else:
+            fit_after = None
+    aligned[FIT] = fitted
     if config.history_length:
         aligned[F.HISTORY] = event_histories(users, items, times, config.history_length)
     num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB)
 
     def finish(dataset, drop_users: bool):
         def strip(features):
-            out = {k: v for k, v in features.items() if k not in (HOLDOUT, DROP)}
+            out = {k: v for k, v in features.items() if k not in (HOLDOUT, DROP, FIT)}
             if drop_users:
                 out[F.USER_IDX] = tf.where(
                     features[DROP], tf.constant(num_users, tf.int64), features[F.USER_IDX]
@@ -110,7 +136,7 @@ def training_inputs(
         config.shuffle_buffer,
         config.seed,
         aligned=aligned,
-        keep=lambda extra: tf.logical_not(extra[HOLDOUT]),
+        keep=lambda extra: extra[FIT],
     )
     holdout = None
     if config.early_stopping:
@@ -142,5 +168,7 @@ def training_inputs(
         finish(fit, drop_users=config.user_dropout > 0),
         holdout,
         evaluation,
-        int(n - aligned[HOLDOUT].sum()),
+        int(fitted.sum()),
+        fit_after,
+        int(times.max()) if n else 0,
     )

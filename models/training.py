@@ -147,11 +147,14 @@ def train(
     map_events: EventMap | None = None,
     warm_start_from: str | None = None,
     track_eval: bool = False,
+    fit_after: int | None = None,
 ) -> tuple[MultiTaskRecommender, dict[str, Any]]:
     """Fits the model and returns it with its final validation metrics.
 
     The metrics also hold `fit_events` (per epoch), `epochs` (run) and
     `max_epochs`, `fit_seconds` (the fit phases, validation excluded),
+    `trained_through` (the latest training event's time), `fit_after` (None
+    when every training event was fitted),
     `epoch_seconds`, the Keras `history`, `eval` (the evaluation split's metrics
     after training) and `warm_start` (what `models.warmstart.warm_start` did to
     each weight; empty for a cold start).
@@ -169,6 +172,9 @@ def train(
             (`models.warmstart`); training then runs at most `config.warm_start_epochs`.
         track_eval: Also score the evaluation split after every epoch
             (`eval_by_epoch` in the metrics; benchmarks).
+        fit_after: Fit only the training events after this time (with
+            `warm_start_from`: the events its base model was not trained on,
+            see `models.inputs.training_inputs`).
 
     Early stopping (`config.early_stopping`) watches the loss on a holdout of
     the training events and keeps the best epoch's weights.
@@ -181,6 +187,7 @@ def train(
         eval_pattern,
         setup.stats.item_probabilities,
         map_events,
+        fit_after,
     )
     epochs = config.warm_start_epochs if warm_start_from else config.epochs
     steps = epochs * -(-inputs.fit_events // config.batch_size)
@@ -208,6 +215,8 @@ def train(
     final = {k: float(v[-1]) for k, v in history.history.items()}
     final["train_examples_per_second"] = meter.examples_per_second()
     final["fit_events"] = float(inputs.fit_events)
+    final["fit_after"] = inputs.fit_after
+    final["trained_through"] = inputs.trained_through
     final["epochs"] = float(len(history.epoch))
     final["max_epochs"] = float(epochs)
     final["fit_seconds"] = float(sum(meter.seconds))

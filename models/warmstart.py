@@ -152,6 +152,20 @@ def warm_start(
     return summary
 
 
+def trained_through(directory: str) -> int | None:
+    """The latest training event's time of the model saved in `directory`, if recorded.
+
+    Models trained before the report held it, or on events without times
+    (time 0), give None.
+    """
+    path = os.path.join(directory, REPORT_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        value = json.load(f).get("trained_through")
+    return int(value) if value else None
+
+
 def write_report(directory: str, base: str | None, metrics: dict) -> None:
     """Records how the model saved in `directory` was trained (`REPORT_FILE`).
 

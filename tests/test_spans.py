@@ -266,3 +266,30 @@ def test_the_same_examples_train_the_same_model(tmp_path):
         model, _ = training.train(config, output, path, path, path)
         weights.append([v.numpy() for v in model.trainable_variables])
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+
+
+def test_a_warm_start_fits_only_the_events_its_base_model_never_saw(tmp_path):
+    from models.inputs import training_inputs
+
+    # 20 users x times 1..5 = 100 events; a base model trained through time 3.
+    rows = [testlib.event_row(f"u{u}", f"i{u % 4}", timestamp=t) for u in range(20) for t in (1, 2, 3, 4, 5)]  # fmt: skip
+    transformed, output = testlib.run_transform(rows)
+    path = testlib.write_transformed(transformed, output, str(tmp_path / "events.gz"))
+    config = ModelConfig(batch_size=16, early_stopping=False, history_length=2)
+    probabilities = np.full(output.vocabulary_size_by_name(F.ITEM_VOCAB) + 1, 0.1, np.float32)
+
+    def fitted(fit_after):
+        inputs = training_inputs(config, output, path, path, probabilities, fit_after=fit_after)
+        times = [t for b in inputs.fit for t in b[F.TIMESTAMP].numpy().tolist()]
+        return inputs, sorted(times)
+
+    inputs, times = fitted(3)
+    assert (inputs.fit_events, inputs.fit_after, inputs.trained_through) == (40, 3, 5)
+    assert times == [4] * 20 + [5] * 20
+    # The history of a fitted event still holds the events before it that were not fitted.
+    histories = [h for b in inputs.fit for h in b[F.HISTORY].numpy().tolist()]
+    assert all(0 not in h for h in histories)  # times 4 and 5 have two earlier events each
+    inputs, times = fitted(4)  # 20 new events: more than a batch
+    assert (inputs.fit_events, inputs.fit_after) == (20, 4)
+    inputs, times = fitted(5)  # nothing new: the whole window, and the report says so
+    assert (inputs.fit_events, inputs.fit_after, len(times)) == (100, None, 100)
