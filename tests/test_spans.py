@@ -272,7 +272,9 @@ def test_a_warm_start_fits_only_the_events_its_base_model_never_saw(tmp_path):
     from models.inputs import training_inputs
 
     # 20 users x times 1..5 = 100 events; a base model trained through time 3.
-    rows = [testlib.event_row(f"u{u}", f"i{u % 4}", timestamp=t) for u in range(20) for t in (1, 2, 3, 4, 5)]  # fmt: skip
+    rows = [
+        testlib.event_row(f"u{u}", f"i{u % 4}", timestamp=t) for u in range(20) for t in range(1, 6)
+    ]
     transformed, output = testlib.run_transform(rows)
     path = testlib.write_transformed(transformed, output, str(tmp_path / "events.gz"))
     config = ModelConfig(batch_size=16, early_stopping=False, history_length=2)
