@@ -22,7 +22,6 @@ Writes benchmarks/results/history.{json,md}.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
 import os
 import sys
@@ -38,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from benchmarks.harness import write_results  # noqa: E402
+from benchmarks.raw_events import Events, by_user, read_events  # noqa: E402
 from contracts import layout, names  # noqa: E402
 from models import export, training, warmstart  # noqa: E402
 from models import features as F  # noqa: E402
@@ -46,57 +46,6 @@ from pipeline.presets import PRESETS  # noqa: E402
 
 HISTORY_EVENTS = (1, 5)
 PRESET_OF = {"synthetic": "synthetic_spans", "movielens": "movielens_spans"}
-
-
-@dataclasses.dataclass
-class Events:
-    """The raw evaluation events, each user's in time order."""
-
-    users: np.ndarray
-    items: np.ndarray
-    types: np.ndarray
-    ratings: np.ndarray
-    rated: np.ndarray
-
-
-def read_events(pattern: str) -> Events:
-    """Raw events under `pattern` (gzipped tf.Examples), sorted by user, then time."""
-    kinds = {
-        F.USER_ID: tf.string,
-        F.ITEM_ID: tf.string,
-        F.EVENT_TYPE: tf.string,
-        F.RATING: tf.float32,
-        F.TIMESTAMP: tf.int64,
-    }
-    spec = {k: tf.io.VarLenFeature(d) for k, d in kinds.items()}
-    columns: dict[str, list] = {k: [] for k in [*kinds, "rated"]}
-    for batch in tf.data.TFRecordDataset(glob.glob(pattern), "GZIP").batch(8192):
-        parsed = tf.io.parse_example(batch, spec)
-        size = int(tf.shape(batch)[0])
-        for key, value in parsed.items():
-            first = np.full(size, b"" if kinds[key] == tf.string else 0, dtype=object)
-            rows = value.indices.numpy()
-            keep = rows[:, 1] == 0
-            first[rows[keep, 0]] = value.values.numpy()[keep]
-            columns[key].append(first)
-            if key == F.RATING:
-                rated = np.zeros(size, bool)
-                rated[rows[keep, 0]] = True
-                columns["rated"].append(rated)
-    data = {k: np.concatenate(v) for k, v in columns.items()}
-    data[F.RATING] = data[F.RATING].astype(np.float64)
-    data[F.TIMESTAMP] = data[F.TIMESTAMP].astype(np.int64)
-    order = np.lexsort((data[F.TIMESTAMP], data[F.USER_ID].astype(bytes)))
-    return Events(
-        *(data[k][order] for k in (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING)),
-        data["rated"][order],
-    )
-
-
-def by_user(events: Events) -> dict[bytes, np.ndarray]:
-    users, starts = np.unique(events.users, return_index=True)
-    ends = [*starts[1:], len(events.users)]
-    return {u: np.arange(s, e) for u, s, e in zip(users, starts, ends, strict=True)}
 
 
 def padded(rows: list[list[bytes]]) -> tf.Tensor:
@@ -299,6 +248,11 @@ def measure(name: str, out_dir: str, preset: str) -> dict:
     result["new_users_history"] = {
         m: history_hits(bf, events, groups, new, m, evaluated) for m in HISTORY_EVENTS
     }
+    every_type = set(np.unique(events.types).tolist())
+    if every_type != evaluated:
+        result["new_users_history_any_event"] = {
+            m: history_hits(bf, events, groups, new, m, every_type) for m in HISTORY_EVENTS
+        }
     unaware = tf.saved_model.load(
         without_eval_span(root, transform, preset, os.path.join(out_dir, "without_eval_span"))
     )
@@ -344,8 +298,13 @@ def table(results: dict[str, dict]) -> str:
             "| with history / no history excluded |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for label, key in (("new", "new_users_history"), ("known", "known_users_history")):
-            for m, h in r[key].items():
+        rows = (
+            ("new", "new_users_history"),
+            ("new, later events of any type", "new_users_history_any_event"),
+            ("known", "known_users_history"),
+        )
+        for label, key in rows:
+            for m, h in r.get(key, {}).items():
                 ratio = h["with_history"] / h["unseen"] if h["unseen"] else None
                 lines.append(
                     f"| {label} | first {m} | {h['users']:,} ({h['events']:,}) "
