@@ -20,7 +20,7 @@ RUNTIME = [
     "pyyaml>=6,<7",  # logs files
 ]
 
-DEV = ["pytest", "pytest-timeout", "ruff"]
+DEV = ["pytest", "pytest-timeout", "pytest-xdist", "ruff"]
 BENCH = ["matplotlib"]
 
 setup(

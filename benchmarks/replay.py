@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from benchmarks.harness import ROOT, write_results  # noqa: E402
+from benchmarks.replay_report import plot, table  # noqa: E402
 from datagen import partition, timeline  # noqa: E402
 
 RUNS = 8
@@ -110,53 +111,123 @@ def evaluation(out: str) -> dict:
     return {"metrics": overall, "blessed": gate["blessed"], "failures": gate["failures"]}
 
 
-def warm_vs_cold(transform: str, examples: str, base: str, preset: str) -> dict:
-    """Child process: a cold and a warm training on the same window, scored each epoch.
+def train_arm(transform: str, examples: str, base: str, preset: str, previous: str) -> dict:
+    """Child process: one training on a window, scored on its evaluation span each epoch.
 
-    The warm one starts from `base` (the previous run's model, blessed or not)
-    and may run as many epochs as the cold one; both stop early as the Trainer
-    does. Each is scored on the window's evaluation span after every epoch.
+    Each arm runs in a fresh process, as the Trainer does, so both pay the same
+    one-off costs (tracing, input start-up). With a `base` (a model's
+    `Format-Warmstart`, or "-" for a cold start) it warm-starts and, as the
+    Trainer does (`ModelConfig.warm_start_new_events`), fits only the events
+    after the base model's latest one: the base's report gives it, or for a
+    base trained before reports held it, the `previous` run's transformed
+    training events. A warm start may run as many epochs as a cold one.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow_transform as tft
 
-    from models import training
+    from models import training, warmstart
+    from models.inputs import event_columns
     from pipeline.presets import PRESETS
 
     config = PRESETS[preset].model
     output = tft.TFTransformOutput(transform)
     splits = [os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval", "catalog")]
-    _, cold = training.train(config, output, *splits, track_eval=True)
-    warm_config = dataclasses.replace(config, warm_start_epochs=config.epochs)
-    _, warm = training.train(warm_config, output, *splits, warm_start_from=base, track_eval=True)
+    kwargs = {}
+    if base != "-":
+        config = dataclasses.replace(config, warm_start_epochs=config.epochs)
+        kwargs["warm_start_from"] = base
+        if config.warm_start_new_events:
+            through = warmstart.trained_through(base)
+            if through is None:
+                old_transform, old_examples = previous.split(",")
+                pattern = os.path.join(old_examples, "Split-train", "*")
+                columns = event_columns(pattern, tft.TFTransformOutput(old_transform))
+                through = int(columns["timestamp"].max())
+            kwargs["fit_after"] = through
+    _, run = training.train(config, output, *splits, track_eval=True, **kwargs)
+    return {
+        "rmse": run["eval"]["rmse"],
+        "rmse_by_epoch": [e["rmse"] for e in run["eval_by_epoch"]],
+        "seconds": run["fit_seconds"],
+        "seconds_by_epoch": [float(x) for x in np.cumsum(run["epoch_seconds"])],
+        "epochs": run["epochs"],
+        "fit_events": run["fit_events"],
+        "fit_after": run["fit_after"],
+        "warm_start": run["warm_start"],
+    }
 
-    def curve(run):
-        rmse = [e["rmse"] for e in run["eval_by_epoch"]]
-        return rmse, list(np.cumsum(run["epoch_seconds"]))
 
-    cold_rmse, cold_seconds = curve(cold)
-    warm_rmse, warm_seconds = curve(warm)
-    target = cold["eval"]["rmse"]  # the cold model as the Trainer keeps it (best epoch)
+def warm_vs_cold(transform: str, examples: str, base: str, preset: str, previous: str) -> dict:
+    """A cold and a warm training on the same window (`train_arm`, a child process each)."""
+    arms = {}
+    for arm, start in (("cold", "-"), ("warm", base)):
+        child = [sys.executable, __file__, "--child", transform, examples, start, preset, previous]
+        proc = subprocess.run(child, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"{arm} training failed:\n{proc.stderr[-4000:]}")
+        arms[arm] = json.loads(proc.stdout.strip().splitlines()[-1])
+    cold, warm = arms["cold"], arms["warm"]
+    target = cold["rmse"]  # the cold model as the Trainer keeps it (best epoch)
     reached = next(
         (
-            {"epochs": e + 1, "seconds": warm_seconds[e]}
-            for e, r in enumerate(warm_rmse)
+            {"epochs": e + 1, "seconds": warm["seconds_by_epoch"][e]}
+            for e, r in enumerate(warm["rmse_by_epoch"])
             if r <= target
         ),
         None,
     )
     return {
         "cold_rmse": target,
-        "cold_seconds": cold["fit_seconds"],
+        "cold_seconds": cold["seconds"],
         "cold_epochs": cold["epochs"],
-        "cold_rmse_by_epoch": cold_rmse,
-        "warm_rmse": warm["eval"]["rmse"],
-        "warm_seconds": warm["fit_seconds"],
-        "warm_rmse_by_epoch": warm_rmse,
-        "warm_seconds_by_epoch": warm_seconds,
+        "cold_rmse_by_epoch": cold["rmse_by_epoch"],
+        "cold_fit_events": cold["fit_events"],
+        "warm_rmse": warm["rmse"],
+        "warm_seconds": warm["seconds"],
+        "warm_rmse_by_epoch": warm["rmse_by_epoch"],
+        "warm_seconds_by_epoch": warm["seconds_by_epoch"],
+        "warm_fit_events": warm["fit_events"],
+        "warm_fit_after": warm["fit_after"],
         "warm_reached": reached,
         "warm_start": warm["warm_start"],
     }
+
+
+def compare(out: str, base_model: str, preset: str, run: int | None = None) -> dict:
+    """`warm_vs_cold` on run `run`'s window (1-based; None: the newest) from `base_model`."""
+    root = os.path.join(out, "pipeline_root", "Transform")
+    graphs, examples = (
+        sorted(glob.glob(os.path.join(root, kind, "*")), key=lambda p: int(os.path.basename(p)))
+        for kind in ("transform_graph", "transformed_examples")
+    )
+    at = len(graphs) - 1 if run is None else run - 1
+    previous = f"{graphs[at - 1]},{examples[at - 1]}"
+    warm = os.path.join(base_model, "Format-Warmstart")
+    return warm_vs_cold(graphs[at], examples[at], warm, preset, previous)
+
+
+def rescore(name: str, work: str) -> list[dict]:
+    """Re-measures warm against cold on every run of a finished replay (current code).
+
+    Reads `results/replay_<name>.json` and that replay's artifacts under `work`
+    (run i's Transform and Trainer outputs are the i-th of each); replaces each
+    record's `warm_vs_cold` and marks it `rescored`.
+    """
+    with open(os.path.join(ROOT, "benchmarks", "results", f"replay_{name}.json")) as f:
+        records = json.load(f)[name]
+    out = os.path.join(work, "out")
+    models = sorted(
+        glob.glob(os.path.join(out, "pipeline_root", "Trainer", "model", "*")),
+        key=lambda p: int(os.path.basename(p)),
+    )
+    preset = "synthetic_spans" if name == "synthetic" else "movielens_spans"
+    for record in records:
+        if "warm_vs_cold" in record:
+            run = record["run"]
+            record["warm_vs_cold"] = compare(out, models[run - 2], preset, run)
+            record["rescored"] = True
+            print(name, run, record["warm_vs_cold"]["warm_reached"], flush=True)
+    return records
 
 
 def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
@@ -196,15 +267,7 @@ def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
         }
         trainer_ran = any(e["component"] == "Trainer" and e["state"] == "ran" for e in ran)
         if previous_model and trainer_ran:
-            root = os.path.join(out, "pipeline_root", "Transform")
-            transform = newest(os.path.join(root, "transform_graph", "*"))
-            examples = newest(os.path.join(root, "transformed_examples", "*"))
-            child = [sys.executable, __file__, "--child", transform, examples]
-            child += [os.path.join(previous_model, "Format-Warmstart"), preset]
-            proc = subprocess.run(child, capture_output=True, text=True)
-            if proc.returncode:
-                raise RuntimeError(f"warm/cold comparison failed:\n{proc.stderr[-4000:]}")
-            record["warm_vs_cold"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            record["warm_vs_cold"] = compare(out, previous_model, preset)
         record["window"] = os.path.basename(window)
         previous_model = model
         records.append(record)
@@ -212,125 +275,27 @@ def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
     return records
 
 
-def seconds(record: dict, component: str) -> float:
-    return sum(e["seconds"] for e in record["executions"] if e["component"] == component)
-
-
-def table(results: dict[str, list[dict]]) -> str:
-    lines = [
-        "# Replay: the pipeline run span after span over growing logs",
-        "",
-        "Measured by `benchmarks/replay.py` in one run on this machine (2 cores, CPU): "
-        f"{max(len(r) for r in results.values())} runs per data set against one ML Metadata "
-        "store, each delivering one new span (run 1 finds the first two and catches up on "
-        "the first). Temporal evaluation: trained on the earlier spans of the window, "
-        "evaluated on the newest span; the baselines are fitted on the same window and "
-        "scored on the same events.",
-    ]
-    for name, records in results.items():
-        lines += [
-            "",
-            f"## {name}",
-            "",
-            "| run | new span | ExampleGen + StatisticsGen s | Transform s | Trainer s (epochs) "
-            "| warm start | RMSE model / bias | top-100 model / popular | blessed | pushed "
-            "| drift |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in records:
-            m = r["metrics"]
-            ingest = seconds(r, "MultiLogExampleGen") + seconds(r, "StatisticsGen")
-            trainer = r["trainer"]
-            lines.append(
-                f"| {r['run']} | {r['new_span']} | {ingest:.1f} | {seconds(r, 'Transform'):.1f} "
-                f"| {seconds(r, 'Trainer'):.1f} ({trainer.get('epochs', 0):.0f}) "
-                f"| {'warm' if trainer['warm_start_from'] else 'cold'} "
-                f"| {m.get('rmse', float('nan')):.4f} / {m.get('bias_rmse', float('nan')):.4f} "
-                f"| {m.get('top_100_hit_rate', float('nan')):.3f} / "
-                f"{m.get('popular_top_100_hit_rate', float('nan')):.3f} "
-                f"| {r['blessed']} | {r['pushed']} | {len(r['drift'])} |"
-            )
-        compared = [r for r in records if "warm_vs_cold" in r]
-        if compared:
-            lines += [
-                "",
-                "Warm start (from the previous run's model) against a cold start on the same "
-                "window, both with the Trainer's early stopping; RMSE on the newest span after "
-                "each epoch (Keras, unclipped), fit time without validation:",
-                "",
-                "| run | cold: epochs, fit s, RMSE | warm: RMSE after each epoch "
-                "| warm reaches the cold RMSE after | warm / cold time |",
-                "|---|---|---|---|---|",
-            ]
-            for r in compared:
-                w = r["warm_vs_cold"]
-                reached = w["warm_reached"]
-                after = (
-                    f"{reached['epochs']} epoch(s), {reached['seconds']:.1f} s" if reached else "no"
-                )
-                ratio = f"{reached['seconds'] / w['cold_seconds']:.2f}" if reached else "-"
-                lines.append(
-                    f"| {r['run']} | {w['cold_epochs']:.0f}, {w['cold_seconds']:.1f}, "
-                    f"{w['cold_rmse']:.4f} | "
-                    + ", ".join(f"{x:.4f}" for x in w["warm_rmse_by_epoch"])
-                    + f" | {after} | {ratio} |"
-                )
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: dict[str, list[dict]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(results), 3, figsize=(15, 4 * len(results)), squeeze=False)
-    for row, (name, records) in enumerate(results.items()):
-        runs = [r["run"] for r in records]
-        ax = axes[row][0]
-        ax.plot(
-            runs,
-            [seconds(r, "MultiLogExampleGen") + seconds(r, "StatisticsGen") for r in records],
-            "o-",
-            label="ExampleGen + StatisticsGen",
-        )
-        ax.plot(runs, [seconds(r, "Trainer") for r in records], "s-", label="Trainer")
-        ax.plot(runs, [seconds(r, "Transform") for r in records], "^-", label="Transform")
-        ax.set(title=f"{name}: seconds per run", xlabel="run")
-        ax.legend()
-        ax = axes[row][1]
-        ax.plot(runs, [r["metrics"].get("rmse") for r in records], "o-", label="model")
-        ax.plot(
-            runs, [r["metrics"].get("bias_rmse") for r in records], "s--", label="mean + biases"
-        )
-        ax.set(title=f"{name}: temporal RMSE (newest span)", xlabel="run")
-        ax.legend()
-        ax = axes[row][2]
-        ax.plot(runs, [r["metrics"].get("top_100_hit_rate") for r in records], "o-", label="model")
-        ax.plot(
-            runs,
-            [r["metrics"].get("popular_top_100_hit_rate") for r in records],
-            "s--",
-            label="most popular unseen",
-        )
-        ax.set(title=f"{name}: temporal top-100 hit rate", xlabel="run")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-
-
 def main() -> None:
     """Replays each data set and writes the results."""
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(warm_vs_cold(*sys.argv[2:6])))
+        print(json.dumps(train_arm(*sys.argv[2:7])))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work_dir", default="/tmp/replay")
     parser.add_argument("--only", choices=("synthetic", "movielens"))
     parser.add_argument("--runs", type=int, default=RUNS, help="deliveries per data set")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="re-measure warm vs cold on the finished replay in --work_dir (needs --only)",
+    )
     args = parser.parse_args()
     names = [args.only] if args.only else ["synthetic", "movielens"]
-    results = {name: replay(name, os.path.join(args.work_dir, name), args.runs) for name in names}
+    if args.rescore and not args.only:
+        parser.error("--rescore needs --only")
+    run = rescore if args.rescore else replay
+    kwargs = {} if args.rescore else {"runs": args.runs}
+    results = {name: run(name, os.path.join(args.work_dir, name), **kwargs) for name in names}
     name = f"replay_{args.only}" if args.only else "replay"
     write_results(name, results, table(results))
     plot(results, os.path.join(ROOT, "benchmarks", "results", f"{name}.png"))

@@ -1,0 +1,138 @@
+"""The replay benchmark's report: its Markdown tables and its PNG (`benchmarks/replay.py`)."""
+
+from __future__ import annotations
+
+
+def seconds(record: dict, component: str) -> float:
+    return sum(e["seconds"] for e in record["executions"] if e["component"] == component)
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    lines = [
+        "# Replay: the pipeline run span after span over growing logs",
+        "",
+        "Measured by `benchmarks/replay.py` in one run on this machine (2 cores, CPU): "
+        f"{max(len(r) for r in results.values())} runs per data set against one ML Metadata "
+        "store, each delivering one new span (run 1 finds the first two and catches up on "
+        "the first). Temporal evaluation: trained on the earlier spans of the window, "
+        "evaluated on the newest span; the baselines are fitted on the same window and "
+        "scored on the same events.",
+    ]
+    for name, records in results.items():
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            "| run | new span | ExampleGen + StatisticsGen s | Transform s | Trainer s (epochs) "
+            "| warm start | RMSE model / bias | top-100 model / popular | blessed | pushed "
+            "| drift |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in records:
+            m = r["metrics"]
+            ingest = seconds(r, "MultiLogExampleGen") + seconds(r, "StatisticsGen")
+            trainer = r["trainer"]
+            lines.append(
+                f"| {r['run']} | {r['new_span']} | {ingest:.1f} | {seconds(r, 'Transform'):.1f} "
+                f"| {seconds(r, 'Trainer'):.1f} ({trainer.get('epochs', 0):.0f}) "
+                f"| {'warm' if trainer['warm_start_from'] else 'cold'} "
+                f"| {m.get('rmse', float('nan')):.4f} / {m.get('bias_rmse', float('nan')):.4f} "
+                f"| {m.get('top_100_hit_rate', float('nan')):.3f} / "
+                f"{m.get('popular_top_100_hit_rate', float('nan')):.3f} "
+                f"| {r['blessed']} | {r['pushed']} | {len(r['drift'])} |"
+            )
+        compared = [r for r in records if "warm_vs_cold" in r]
+        if compared:
+            rescored = any(r.get("rescored") for r in compared)
+            lines += [
+                "",
+                "Warm start (from the previous run's model) against a cold start on the same "
+                "window, each trained in its own process (as the Trainer is: both pay the same "
+                "one-off tracing and input start-up), both with the Trainer's early stopping. "
+                "The warm one fits only the events after its base model's latest one "
+                "(`ModelConfig.warm_start_new_events`) and may run as many epochs as the cold "
+                "one. RMSE on the newest span after each epoch (Keras, unclipped); fit time "
+                "without validation"
+                + (
+                    ", re-measured with the current code on this replay's artifacts (`--rescore`):"
+                    if rescored
+                    else ":"
+                ),
+                "",
+                "| run | events fitted cold / warm | cold: epochs, fit s, RMSE "
+                "| warm: RMSE after each epoch | warm reaches the cold RMSE after "
+                "| warm / cold time |",
+                "|---|---|---|---|---|---|",
+            ]
+            for r in compared:
+                w = r["warm_vs_cold"]
+                reached = w["warm_reached"]
+                after = (
+                    f"{reached['epochs']} epoch(s), {reached['seconds']:.1f} s" if reached else "no"
+                )
+                ratio = f"{reached['seconds'] / w['cold_seconds']:.2f}" if reached else "-"
+                fitted = (
+                    f"{w['cold_fit_events']:,.0f} / {w['warm_fit_events']:,.0f}"
+                    if "warm_fit_events" in w
+                    else "-"
+                )
+                lines.append(
+                    f"| {r['run']} | {fitted} | {w['cold_epochs']:.0f}, {w['cold_seconds']:.1f}, "
+                    f"{w['cold_rmse']:.4f} | "
+                    + ", ".join(f"{x:.4f}" for x in w["warm_rmse_by_epoch"])
+                    + f" | {after} | {ratio} |"
+                )
+            hits = [r for r in compared if r["warm_vs_cold"]["warm_reached"]]
+            fast = [
+                r
+                for r in hits
+                if r["warm_vs_cold"]["warm_reached"]["seconds"]
+                <= 0.5 * r["warm_vs_cold"]["cold_seconds"]
+            ]
+            lines += [
+                "",
+                f"Warm start reached the cold RMSE in {len(hits)} of {len(compared)} runs, "
+                f"within half the cold training time in {len(fast)}.",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, list[dict]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(results), 3, figsize=(15, 4 * len(results)), squeeze=False)
+    for row, (name, records) in enumerate(results.items()):
+        runs = [r["run"] for r in records]
+        ax = axes[row][0]
+        ax.plot(
+            runs,
+            [seconds(r, "MultiLogExampleGen") + seconds(r, "StatisticsGen") for r in records],
+            "o-",
+            label="ExampleGen + StatisticsGen",
+        )
+        ax.plot(runs, [seconds(r, "Trainer") for r in records], "s-", label="Trainer")
+        ax.plot(runs, [seconds(r, "Transform") for r in records], "^-", label="Transform")
+        ax.set(title=f"{name}: seconds per run", xlabel="run")
+        ax.legend()
+        ax = axes[row][1]
+        ax.plot(runs, [r["metrics"].get("rmse") for r in records], "o-", label="model")
+        ax.plot(
+            runs, [r["metrics"].get("bias_rmse") for r in records], "s--", label="mean + biases"
+        )
+        ax.set(title=f"{name}: temporal RMSE (newest span)", xlabel="run")
+        ax.legend()
+        ax = axes[row][2]
+        ax.plot(runs, [r["metrics"].get("top_100_hit_rate") for r in records], "o-", label="model")
+        ax.plot(
+            runs,
+            [r["metrics"].get("popular_top_100_hit_rate") for r in records],
+            "s--",
+            label="most popular unseen",
+        )
+        ax.set(title=f"{name}: temporal top-100 hit rate", xlabel="run")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
