@@ -27,7 +27,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow_transform as tft  # noqa: E402
 
-from benchmarks.harness import RESULTS, latest, write_results  # noqa: E402
+from benchmarks.harness import RESULTS, latest, run_spec, write_results  # noqa: E402
 from models import training  # noqa: E402
 from pipeline.presets import PRESETS  # noqa: E402
 
@@ -109,9 +109,7 @@ def main() -> None:
     if os.path.exists(path) and not args.fresh:
         with open(path) as f:
             results = json.load(f)
-    for spec in args.run:
-        name, _, rest = spec.partition("=")
-        out_dir, _, preset = rest.partition(",")
+    for name, out_dir, preset in map(run_spec, args.run):
         results[name] = early_stopping(os.path.join(out_dir, "pipeline_root"), preset)
     write_results("early_stopping", results, table(results))
 

@@ -35,6 +35,13 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 DEFAULT_PIPELINE_ROOT = os.path.join(ROOT, "output", "pipeline_root")
 
 
+def run_spec(spec: str) -> tuple[str, str, str]:
+    """Parses a `--run name=output_dir[,preset]` flag into (name, output_dir, preset or "")."""
+    name, _, rest = spec.partition("=")
+    out_dir, _, preset = rest.partition(",")
+    return name, out_dir, preset
+
+
 def write_results(name: str, data, table: str) -> None:
     """Writes `results/<name>.json` and `results/<name>.md`, and prints the table."""
     os.makedirs(RESULTS, exist_ok=True)

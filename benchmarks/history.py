@@ -36,7 +36,7 @@ import scann  # noqa: E402, F401
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from benchmarks.harness import write_results  # noqa: E402
+from benchmarks.harness import run_spec, write_results  # noqa: E402
 from benchmarks.raw_events import Events, by_user, read_events  # noqa: E402
 from contracts import layout, names  # noqa: E402
 from models import export, training, warmstart  # noqa: E402
@@ -356,14 +356,9 @@ def main() -> None:
     parser.add_argument("--name", default="history", help="results file name")
     args = parser.parse_args()
 
-    def parse(spec: str) -> tuple[str, str, str]:
-        name, _, rest = spec.partition("=")
-        out_dir, _, preset = rest.partition(",")
-        return name, out_dir, preset or PRESET_OF.get(name, "")
-
     results = {}
-    for name, out_dir, preset in map(parse, args.run):
-        results[name] = measure(name, out_dir, preset)
+    for name, out_dir, preset in map(run_spec, args.run):
+        results[name] = measure(name, out_dir, preset or PRESET_OF.get(name, ""))
     write_results(args.name, results, table(results))
 
 
