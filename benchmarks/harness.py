@@ -35,6 +35,10 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 DEFAULT_PIPELINE_ROOT = os.path.join(ROOT, "output", "pipeline_root")
 
 
+SPANS_PRESETS = {"synthetic": "synthetic_spans", "movielens": "movielens_spans"}
+"""The time-partitioned preset of each data set the replay stages."""
+
+
 def run_spec(spec: str) -> tuple[str, str, str]:
     """Parses a `--run name=output_dir[,preset]` flag into (name, output_dir, preset or "")."""
     name, _, rest = spec.partition("=")
@@ -80,10 +84,21 @@ def measure_subprocess(cmd: list[str], env: dict | None = None) -> dict:
     return {"wall_s": wall, "peak_rss_gib": peak / 2**30}
 
 
-def latest(pattern: str) -> str:
-    paths = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
+def artifacts(pattern: str) -> list[str]:
+    """The artifact directories matching `pattern`, oldest first (by their numeric id)."""
+    return sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
+
+
+def latest(pattern: str, marker: str | None = None) -> str:
+    """The newest artifact directory matching `pattern` (holding `marker`: a finished one).
+
+    Raises:
+        ValueError: if none matches.
+    """
+    paths = [p for p in artifacts(pattern) if marker is None or glob.glob(os.path.join(p, marker))]
     if not paths:
-        raise ValueError(f"nothing matches {pattern!r}: run `make run` first")
+        held = f" holding {marker!r}" if marker else ""
+        raise ValueError(f"nothing matches {pattern!r}{held}: run the pipeline first")
     return paths[-1]
 
 

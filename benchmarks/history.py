@@ -22,7 +22,6 @@ Writes benchmarks/results/history.{json,md}.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ import scann  # noqa: E402, F401
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from benchmarks.harness import run_spec, write_results  # noqa: E402
+from benchmarks.harness import SPANS_PRESETS, latest, run_spec, write_results  # noqa: E402
 from benchmarks.raw_events import Events, by_user, read_events  # noqa: E402
 from contracts import layout, names  # noqa: E402
 from models import export, training, warmstart  # noqa: E402
@@ -45,7 +44,6 @@ from models.inputs import training_inputs  # noqa: E402
 from pipeline.presets import PRESETS  # noqa: E402
 
 HISTORY_EVENTS = (1, 5)
-PRESET_OF = {"synthetic": "synthetic_spans", "movielens": "movielens_spans"}
 
 
 def padded(rows: list[list[bytes]]) -> tf.Tensor:
@@ -173,14 +171,6 @@ def latency(model, users: list[bytes], batch: int, calls: int = 30) -> dict[str,
     return out
 
 
-def newest_complete(pattern: str, marker: str) -> str:
-    """The newest artifact directory under `pattern` that holds `marker` (a finished one)."""
-    done = [p for p in glob.glob(pattern) if glob.glob(os.path.join(p, marker))]
-    if not done:
-        raise ValueError(f"no finished artifact matches {pattern!r}")
-    return max(done, key=lambda p: int(os.path.basename(p)))
-
-
 def without_eval_span(root: str, transform, preset: str, export_dir: str) -> str:
     """Re-exports the run's trained model as if the evaluation span had not happened.
 
@@ -198,10 +188,8 @@ def without_eval_span(root: str, transform, preset: str, export_dir: str) -> str
         ValueError: if a weight could not be restored unchanged.
     """
     config = PRESETS[preset].model
-    trained = newest_complete(os.path.join(root, "Trainer", "model", "*"), "Format-Warmstart")
-    examples = newest_complete(
-        os.path.join(root, "Transform", "transformed_examples", "*"), "Split-catalog"
-    )
+    trained = latest(os.path.join(root, "Trainer", "model", "*"), "Format-Warmstart")
+    examples = latest(os.path.join(root, "Transform", "transformed_examples", "*"), "Split-catalog")
     train, evaluation, catalog = (
         [os.path.join(examples, f"Split-{s}", "*")] for s in ("train", "eval", "catalog")
     )
@@ -226,12 +214,12 @@ def without_eval_span(root: str, transform, preset: str, export_dir: str) -> str
 
 def measure(name: str, out_dir: str, preset: str) -> dict:
     root = os.path.join(out_dir, "pipeline_root")
-    model_dir = newest_complete(
+    model_dir = latest(
         os.path.join(root, "Trainer", "model", "*"), "Format-Serving-ScaNN/saved_model.pb"
     )
-    window = newest_complete(os.path.join(root, "TemporalWindow", "examples", "*"), "Split-eval")
+    window = latest(os.path.join(root, "TemporalWindow", "examples", "*"), "Split-eval")
     transform = tft.TFTransformOutput(
-        newest_complete(os.path.join(root, "Transform", "transform_graph", "*"), "transform_fn")
+        latest(os.path.join(root, "Transform", "transform_graph", "*"), "transform_fn")
     )
     events = read_events(os.path.join(window, f"Split-{names.EVAL}", "*"))
     known_ids = set(transform.vocabulary_by_name(F.USER_VOCAB))
@@ -358,7 +346,7 @@ def main() -> None:
 
     results = {}
     for name, out_dir, preset in map(run_spec, args.run):
-        results[name] = measure(name, out_dir, preset or PRESET_OF.get(name, ""))
+        results[name] = measure(name, out_dir, preset or SPANS_PRESETS.get(name, ""))
     write_results(args.name, results, table(results))
 
 

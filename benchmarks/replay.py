@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.harness import ROOT, write_results  # noqa: E402
+from benchmarks.harness import ROOT, SPANS_PRESETS, artifacts, latest, write_results  # noqa: E402
 from benchmarks.replay_report import plot, table  # noqa: E402
 from datagen import partition, timeline  # noqa: E402
 
@@ -90,15 +89,11 @@ def executions_since(db: str, after: int) -> list[dict]:
     ]
 
 
-def newest(pattern: str) -> str:
-    return max(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
-
-
 def evaluation(out: str) -> dict:
     """Overall metrics of the newest evaluation (the candidate), and its verdict."""
     import tensorflow_model_analysis as tfma
 
-    path = newest(os.path.join(out, "pipeline_root", "RecommenderEvaluator", "evaluation", "*"))
+    path = latest(os.path.join(out, "pipeline_root", "RecommenderEvaluator", "evaluation", "*"))
     result = tfma.load_eval_result(path)
     overall = {}
     for key, metrics in result.slicing_metrics:
@@ -197,7 +192,7 @@ def compare(out: str, base_model: str, preset: str, run: int | None = None) -> d
     """`warm_vs_cold` on run `run`'s window (1-based; None: the newest) from `base_model`."""
     root = os.path.join(out, "pipeline_root", "Transform")
     graphs, examples = (
-        sorted(glob.glob(os.path.join(root, kind, "*")), key=lambda p: int(os.path.basename(p)))
+        artifacts(os.path.join(root, kind, "*"))
         for kind in ("transform_graph", "transformed_examples")
     )
     at = len(graphs) - 1 if run is None else run - 1
@@ -216,11 +211,8 @@ def rescore(name: str, work: str) -> list[dict]:
     with open(os.path.join(ROOT, "benchmarks", "results", f"replay_{name}.json")) as f:
         records = json.load(f)[name]
     out = os.path.join(work, "out")
-    models = sorted(
-        glob.glob(os.path.join(out, "pipeline_root", "Trainer", "model", "*")),
-        key=lambda p: int(os.path.basename(p)),
-    )
-    preset = "synthetic_spans" if name == "synthetic" else "movielens_spans"
+    models = artifacts(os.path.join(out, "pipeline_root", "Trainer", "model", "*"))
+    preset = SPANS_PRESETS[name]
     for record in records:
         if "warm_vs_cold" in record:
             run = record["run"]
@@ -235,7 +227,7 @@ def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
     shutil.rmtree(work, ignore_errors=True)
     staged, spans, inputs = stage(name, work, runs)
     data, out = os.path.join(work, "data"), os.path.join(work, "out")
-    preset = "synthetic_spans" if name == "synthetic" else "movielens_spans"
+    preset = SPANS_PRESETS[name]
     db, last, records, previous_model = os.path.join(out, "metadata.sqlite"), 0, [], None
     for run, span in enumerate(spans[1:], 1):
         for s in spans[:2] if run == 1 else [span]:
@@ -258,8 +250,8 @@ def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
             "pushed": any(ln.startswith("Pushed model:") for ln in proc.stdout.splitlines()),
             **evaluation(out),
         }
-        window = newest(os.path.join(out, "pipeline_root", "TemporalWindow", "examples", "*"))
-        model = newest(os.path.join(out, "pipeline_root", "Trainer", "model", "*"))
+        window = latest(os.path.join(out, "pipeline_root", "TemporalWindow", "examples", "*"))
+        model = latest(os.path.join(out, "pipeline_root", "Trainer", "model", "*"))
         with open(os.path.join(model, "Format-Warmstart", "training.json")) as f:
             trained = json.load(f)
         record["trainer"] = {
