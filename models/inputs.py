@@ -12,6 +12,7 @@ history alone. Evaluation events get the history the training events gave them.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import tensorflow as tf
@@ -108,6 +109,12 @@ def training_inputs(
         if recent.sum() >= config.batch_size:
             fitted = recent
         else:
+            logging.warning(
+                "%d training events are after %d, less than a batch: fitting all %d",
+                recent.sum(),
+                fit_after,
+                fitted.sum(),
+            )
             fit_after = None
     aligned[FIT] = fitted
     if config.history_length:
