@@ -1,4 +1,13 @@
-"""The multi-task TFRS model: shared towers, retrieval and rating tasks, weighted loss."""
+"""The multi-task TFRS model: shared towers, retrieval and rating tasks, weighted loss.
+
+The model's code has no tensor-dependent Python control flow, so its graphs are
+traced without AutoGraph: `train_step`, `test_step`, the candidate map and the
+serving functions (`models.serving_module`) opt out. AutoGraph (TF 2.16) leaves
+the `keras` package alone but not `tf_keras`, the Keras 2 that TFRS needs, so
+every trace reaching a layer from converted code rewrote tf-keras's own layer
+code. Measured on a 77K-event MovieLens window: building the model 6.2 s -> 0.2 s, the
+first training step 12.8 s -> 4.8 s, bit-identical metrics.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +66,16 @@ class MultiTaskRecommender(tfrs.Model):
         self.retrieval_weight = float(retrieval_weight)
         self.rating_weight = float(rating_weight)
         self.rating_prior = rating_prior
+
+    @tf.autograph.experimental.do_not_convert
+    def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """TFRS's training step, traced without AutoGraph (see the module doc)."""
+        return super().train_step(inputs)
+
+    @tf.autograph.experimental.do_not_convert
+    def test_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """TFRS's evaluation step, traced without AutoGraph (see the module doc)."""
+        return super().test_step(inputs)
 
     def call(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Returns user [batch, d], item [batch, d] and rating [batch, 1] outputs."""
@@ -132,7 +151,9 @@ def build_model(
     metrics = None
     if candidates is not None:
         metrics = tfrs.metrics.FactorizedTopK(
-            candidates=candidates.map(lambda f: (f[F.ITEM_IDX], item_tower(f))),
+            candidates=candidates.map(
+                tf.autograph.experimental.do_not_convert(lambda f: (f[F.ITEM_IDX], item_tower(f)))
+            ),
             ks=config.metric_ks,
         )
     residual = isinstance(rating_prior, BiasModel)

@@ -159,20 +159,22 @@ class ServingModule(tf.Module):
         return self.search(queries, users, k, Exclusions(seen, extra))
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
             tf.TensorSpec([], tf.int32, name=names.K_INPUT),
-        ]
+        ],
     )
     def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-k catalogue items per user, best first (known items excluded)."""
         return self._retrieve(user_id, k, self.seen)
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
             tf.TensorSpec([], tf.int32, name=names.K_INPUT),
-        ]
+        ],
     )
     def retrieve_with_seen(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-k catalogue items per user, best first, known items included."""
@@ -200,12 +202,13 @@ class ServingModule(tf.Module):
         )
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
             tf.TensorSpec([None, None], tf.string, name=names.RECENT_ITEMS_INPUT),
             tf.TensorSpec([None, None], tf.string, name=names.EXCLUDE_ITEMS_INPUT),
             tf.TensorSpec([], tf.int32, name=names.K_INPUT),
-        ]
+        ],
     )
     def recommend(self, user_id, recent_item_ids, exclude_item_ids, k) -> dict[str, tf.Tensor]:
         """Retrieve candidates, re-rank them by predicted rating, return the top k per user.
@@ -272,10 +275,11 @@ class ServingModule(tf.Module):
         return self._clip(tf.reshape(rating, [-1]))
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.string, name=names.USER_ID_INPUT),
             tf.TensorSpec([None], tf.string, name=names.ITEM_ID_INPUT),
-        ]
+        ],
     )
     def rate(self, user_id: tf.Tensor, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
         """Predicted rating per (user, item) pair, within the schema's rating range."""
@@ -301,7 +305,10 @@ class ServingModule(tf.Module):
             return tf.not_equal(values, b"")
         return tf.reduce_any(tf.equal(values[:, None], allowed[None, :]), axis=1)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)])
+    @tf.function(
+        autograph=False,
+        input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)],
+    )
     def evaluate(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         """Per event: the item's ranks and rating, the trivial baselines', label and weights."""
         user_id, item_id, event_type, label, has_rating, times = self._events(examples)
@@ -352,7 +359,10 @@ class ServingModule(tf.Module):
             ),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)])
+    @tf.function(
+        autograph=False,
+        input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)],
+    )
     def eval_features(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         """Slice features per event: user activity, item popularity, new or known user/item."""
         user_id, item_id, *_ = self._events(examples)

@@ -22,7 +22,7 @@ from models.data import (
     read_transformed,
     with_task_events,
 )
-from models.inputs import training_inputs
+from models.inputs import TrainingInputs, training_inputs
 from models.model import MultiTaskRecommender, build_model
 from models.warmstart import vocabularies, warm_start
 
@@ -192,9 +192,9 @@ def train(
     epochs = config.warm_start_epochs if warm_start_from else config.epochs
     steps = epochs * -(-inputs.fit_events // config.batch_size)
     model = new_model(config, setup, steps)
+    build_variables(model, inputs)
     started_from = {}
     if warm_start_from:
-        model(next(iter(inputs.fit)))  # creates the variables
         started_from = warm_start(model, vocabularies(tf_transform_output), warm_start_from)
     meter = TrainingThroughput(inputs.fit_events)
     callbacks = [meter, FailOnNonFiniteLoss()]
@@ -230,6 +230,23 @@ def train(
         final["eval_by_epoch"] = tracked.results
     logging.info("Final metrics: %s", final)
     return model, {**final, "warm_start": started_from}
+
+
+def build_variables(model: MultiTaskRecommender, inputs: TrainingInputs) -> None:
+    """Creates the model's and its optimizer's variables before `fit`.
+
+    Why: a first training step that creates Adam's slots is traced twice (once
+    creating variables, once without), a cost every training paid again. The
+    batch is the first of an unshuffled dataset (the holdout, else the
+    evaluation split), so the order `fit` draws its shuffled batches in, and
+    with it the trained model, is unchanged.
+    """
+    for dataset in (inputs.holdout, inputs.evaluation, inputs.fit):
+        batch = None if dataset is None else next(iter(dataset.take(1)), None)
+        if batch is not None:
+            break
+    model(batch)
+    model.optimizer.build(model.trainable_variables)
 
 
 class FailOnNonFiniteLoss(tf.keras.callbacks.Callback):
