@@ -78,6 +78,7 @@ def check(
 def AnomaliesGate(  # noqa: N802
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     schema_path: tfx.dsl.components.Parameter[str],
+    drift_blocks: tfx.dsl.components.Parameter[int] = 1,
 ) -> None:
     """Raises ValueError listing every anomaly; passes when there is none.
 
@@ -85,8 +86,10 @@ def AnomaliesGate(  # noqa: N802
         anomalies: ExampleValidator's output.
         schema_path: The curated schema the data was checked against (named in
             the message).
+        drift_blocks: 0 reports drift (a drift comparator's anomaly) and
+            passes; 1 fails on it too.
     """
-    check(anomalies, schema_path, drift_blocks=True)
+    check(anomalies, schema_path, drift_blocks=bool(drift_blocks))
 
 
 @tfx.dsl.components.component

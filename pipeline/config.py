@@ -99,7 +99,9 @@ class PipelineConfig(jsonable.JsonDataclass):
             instead of ingesting one span and resolving the window in ML
             Metadata; for orchestrators without span-range resolution (TFX
             1.16's KubeflowV2DagRunner compiles latest-artifact and
-            latest-blessed-model resolvers only). No drift check, no warm start.
+            latest-blessed-model resolvers only). Drift is checked between the
+            newest span and the window's earlier spans (eval against train),
+            and the Trainer warm-starts from the last blessed model.
         span_runtime_parameter: With spans, ExampleGen's `range_config` is a
             runtime parameter of the compiled spec, `range_config`: empty (the
             default, what schedules pass) ingests the newest span delivered;

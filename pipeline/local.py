@@ -154,6 +154,9 @@ def latest_drift(connection: metadata_store_pb2.ConnectionConfig, pipeline_name:
 def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
     """Runs the pipeline with LocalDagRunner (after catching up on missing spans).
 
+    A pipeline that reads its window from the logs (`window_from_logs`) has no
+    spans to catch up on.
+
     Raises:
         RuntimeError: if another run holds `output_dir`.
     """
@@ -167,7 +170,8 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
     with exclusive_run(output_dir):
         recover_interrupted(connection, config.pipeline_root)
         before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
-        if config.ingest.spans is not None and config.ingest_span is None:
+        catch_up = config.ingest_span is None and not config.window_from_logs
+        if config.ingest.spans is not None and catch_up:
             done = ingested_spans(connection, config.pipeline_name)
             for span in available_spans(config.data_root, config.ingest)[:-1]:
                 if span not in done:

@@ -51,7 +51,10 @@ def create_pipeline(
     (`IngestSpec.spans`) are ingested a span per run and validated against the
     schema and the previous span (drift); the rolling window of validated
     spans (TFX span-range resolution) trains, the newest span evaluates, and the
-    Trainer warm-starts from the last blessed model.
+    Trainer warm-starts from the last blessed model. With `window_from_logs`
+    (the Kubeflow spec) ExampleGen reads the whole window every run, drift is
+    the newest span's against the window's earlier spans, and the warm start's
+    base is the latest blessed model.
 
     Args:
         config: What to run and with which settings.
@@ -74,7 +77,16 @@ def create_pipeline(
     statistics = statistics_gen.outputs["statistics"]
     schema = schema_gen.outputs["schema"]
     examples = example_gen.outputs["examples"]
-    if spans is None:
+    if spans is None and config.window_from_logs:
+        example_validator = SpanExampleValidator(
+            statistics=statistics, schema=schema, split_baselines={EVAL: TRAIN}
+        ).with_id("ExampleValidator")
+        gate = AnomaliesGate(
+            anomalies=example_validator.outputs["anomalies"],
+            schema_path=config.schema_path,
+            drift_blocks=int(config.ingest.spans.drift_blocks),
+        )
+    elif spans is None:
         example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
         gate = AnomaliesGate(
             anomalies=example_validator.outputs["anomalies"], schema_path=config.schema_path
@@ -130,7 +142,9 @@ def create_pipeline(
     ).with_id("latest_blessed_model_resolver")
     tuner = _tuner(config, transform) if config.tuning is not None else None
     base_model = None
-    if spans is not None and config.model.warm_start:
+    if config.window_from_logs and config.model.warm_start:
+        base_model = baseline_resolver.outputs["model"]
+    elif spans is not None and config.model.warm_start:
         warm_start_resolver = tfx.dsl.Resolver(
             strategy_class=PreviousWindowModelStrategy,
             model=tfx.dsl.Channel(type=standard_artifacts.Model),

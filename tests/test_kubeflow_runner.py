@@ -188,6 +188,17 @@ def test_time_partitioned_logs_compile_with_the_window_read_from_the_logs(tmp_pa
     config = CloudConfig(**REQUIRED, dataset="movielens_spans").pipeline_config()
     assert config.window_from_logs and config.span_runtime_parameter
 
+    def constant(task: str, name: str):
+        value = tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]
+        return next(iter(value.values()))
+
+    # Drift: the newest span (eval) against the window's earlier spans (train), reported.
+    assert json.loads(constant("ExampleValidator", "split_baselines")) == {"eval": "train"}
+    assert constant("AnomaliesGate", "drift_blocks") == "0"
+    # Warm start from the last blessed model, the resolver KFP v2 compiles.
+    base = tasks["Trainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
+    assert base["producerTask"] == "latest_blessed_model_resolver-model-resolver"
+
 
 def test_submission_pins_a_span_or_leaves_it_to_the_data(tmp_path):
     spans = _compile(tmp_path, dataset="movielens_spans")

@@ -4,18 +4,22 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
+import tensorflow_data_validation as tfdv
 import testlib
-from tensorflow_metadata.proto.v0 import anomalies_pb2
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.anomalies_gate import describe_anomalies, is_drift
+from components.anomalies_gate import describe_anomalies, is_drift, load_anomalies
 from components.multilog_example_gen import executor
 from components.multilog_example_gen.spans import available_spans, span_pattern, spans_of
 from components.multilog_example_gen.spec import IngestSpec, SpanConfig, partition_kind
+from components.span_validator import executor as validator
 from components.span_validator.executor import previous_span
 from models import features as F
 from models import training, warmstart
@@ -295,3 +299,69 @@ def test_a_warm_start_fits_only_the_events_its_base_model_never_saw(tmp_path):
     assert (inputs.fit_events, inputs.fit_after) == (20, 4)
     inputs, times = fitted(5)  # nothing new: the whole window, and the report says so
     assert (inputs.fit_events, inputs.fit_after, len(times)) == (100, None, 100)
+
+
+def _split_statistics(root, event_types_by_split: dict[str, list[str]]):
+    """A StatisticsGen-like artifact: one `FeatureStats.pb` per split of event types."""
+    stats = standard_artifacts.ExampleStatistics()
+    stats.uri = str(root / "statistics")
+    stats.split_names = artifact_utils.encode_split_names(list(event_types_by_split))
+    for split, values in event_types_by_split.items():
+        path = os.path.join(stats.uri, f"Split-{split}")
+        os.makedirs(path)
+        proto = tfdv.generate_statistics_from_dataframe(pd.DataFrame({"event_type": values}))
+        with open(os.path.join(path, "FeatureStats.pb"), "wb") as f:
+            f.write(proto.SerializeToString())
+    return stats
+
+
+def _validate_splits(tmp_path, event_types_by_split, split_baselines):
+    schema = text_format.Parse(
+        'feature { name: "event_type" type: BYTES '
+        "drift_comparator { infinity_norm { threshold: 0.1 } } }",
+        schema_pb2.Schema(),
+    )
+    schema_artifact = standard_artifacts.Schema()
+    schema_artifact.uri = str(tmp_path / "schema")
+    os.makedirs(schema_artifact.uri)
+    tfdv.write_schema_text(schema, os.path.join(schema_artifact.uri, "schema.pbtxt"))
+    anomalies = standard_artifacts.ExampleAnomalies()
+    anomalies.uri = str(tmp_path / "anomalies")
+    validator.Executor().Do(
+        {
+            standard_component_specs.STATISTICS_KEY: [
+                _split_statistics(tmp_path, event_types_by_split)
+            ],
+            standard_component_specs.SCHEMA_KEY: [schema_artifact],
+        },
+        {standard_component_specs.ANOMALIES_KEY: [anomalies]},
+        {
+            standard_component_specs.EXCLUDE_SPLITS_KEY: "[]",
+            validator.SPLIT_BASELINES_KEY: json.dumps(split_baselines),
+        },
+    )
+    return load_anomalies(anomalies)
+
+
+def test_without_earlier_spans_the_newest_split_is_checked_against_the_window(tmp_path):
+    # L-infinity between eval (60% watch) and train (90% watch) is 0.3 > 0.1: drift in eval.
+    found = _validate_splits(
+        tmp_path,
+        {"train": ["watch"] * 9 + ["tag"], "eval": ["watch"] * 6 + ["tag"] * 4},
+        {"eval": "train"},
+    )
+    assert describe_anomalies(found, drift=True) and all(
+        line.startswith("eval/event_type:") for line in describe_anomalies(found)
+    )
+    # The same shares (L-infinity 0) are no drift.
+    same = _validate_splits(
+        tmp_path / "same",
+        {"train": ["watch"] * 9 + ["tag"], "eval": ["watch"] * 18 + ["tag"] * 2},
+        {"eval": "train"},
+    )
+    assert describe_anomalies(same) == []
+
+
+def test_a_split_baseline_the_statistics_lack_is_named(tmp_path):
+    with pytest.raises(ValueError, match="'window'"):
+        _validate_splits(tmp_path, {"train": ["watch"], "eval": ["watch"]}, {"eval": "window"})

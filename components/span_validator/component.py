@@ -1,4 +1,4 @@
-"""SpanExampleValidator: TFX's ExampleValidator, with drift from the previous span."""
+"""SpanExampleValidator: TFX's ExampleValidator, with drift from the previous span (or split)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,24 @@ from tfx import types
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import json_utils
 
 from components.span_validator import executor
 
 
 class SpanExampleValidatorSpec(standard_component_specs.ExampleValidatorSpec):
-    """The stock spec plus the statistics of earlier spans (optional)."""
+    """The stock spec plus the statistics of earlier spans, or split baselines (optional)."""
 
     INPUTS = {
         **standard_component_specs.ExampleValidatorSpec.INPUTS,
         executor.BASELINE_STATISTICS_KEY: ChannelParameter(
             type=standard_artifacts.ExampleStatistics, optional=True
         ),
+    }
+    PARAMETERS = {
+        **standard_component_specs.ExampleValidatorSpec.PARAMETERS,
+        executor.SPLIT_BASELINES_KEY: ExecutionParameter(type=str, optional=True),
     }
 
 
@@ -43,6 +47,7 @@ class SpanExampleValidator(ExampleValidator):
         statistics: types.BaseChannel,
         schema: types.BaseChannel,
         baseline_statistics: types.BaseChannel | None = None,
+        split_baselines: dict[str, str] | None = None,
     ):
         """Builds the component.
 
@@ -51,12 +56,20 @@ class SpanExampleValidator(ExampleValidator):
             schema: The curated schema, with drift comparators where drift matters.
             baseline_statistics: Statistics of recent spans (a span-range resolver's
                 output); the newest span before `statistics`' is compared with.
+            split_baselines: Split -> the split of the same statistics it is
+                compared with; used when `baseline_statistics` is not given.
+
+        Raises:
+            ValueError: if both baselines are given.
         """
+        if baseline_statistics is not None and split_baselines:
+            raise ValueError("give baseline_statistics or split_baselines, not both")
         spec = SpanExampleValidatorSpec(
             statistics=statistics,
             schema=schema,
             baseline_statistics=baseline_statistics,
             exclude_splits=json_utils.dumps([]),
+            split_baselines=json_utils.dumps(split_baselines or {}),
             anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
         )
         base_component.BaseComponent.__init__(self, spec=spec)

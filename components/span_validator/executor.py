@@ -1,4 +1,4 @@
-"""Executor of SpanExampleValidator: TFDV validation with the previous span's statistics."""
+"""Executor of SpanExampleValidator: TFDV validation against an earlier span or split."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from tfx.components.example_validator import labels
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.components.util import value_utils
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import writer_utils
+from tfx.utils import json_utils, writer_utils
 
 BASELINE_STATISTICS_KEY = "baseline_statistics"
+SPLIT_BASELINES_KEY = "split_baselines"
 SPLIT_PREFIX = "Split-"
 """TFX names a split's directory `Split-<name>` (the output path `_Validate` is given)."""
 
@@ -24,6 +25,24 @@ def previous_span(candidates: list[types.Artifact], span: int) -> types.Artifact
     """The newest statistics of the latest span before `span` (the newest version wins)."""
     earlier = [a for a in candidates if a.span < span]
     return max(earlier, key=lambda a: (a.span, a.id)) if earlier else None
+
+
+def split_baseline_map(exec_properties: dict[str, Any], statistics: types.Artifact) -> dict:
+    """The `split_baselines` property, checked against the statistics' splits.
+
+    Raises:
+        ValueError: naming a split the statistics do not have.
+    """
+    raw = exec_properties.get(SPLIT_BASELINES_KEY)
+    pairs = json_utils.loads(raw) if raw else {}
+    splits = artifact_utils.decode_split_names(statistics.split_names)
+    for split in {*pairs, *pairs.values()}:
+        if split not in splits:
+            raise ValueError(
+                f"split_baselines names split {split!r}, but the statistics at "
+                f"{statistics.uri} have {splits}"
+            )
+    return pairs
 
 
 class Executor(validator_executor.Executor):
@@ -45,7 +64,14 @@ class Executor(validator_executor.Executor):
         )
         previous = previous_span(input_dict.get(BASELINE_STATISTICS_KEY) or [], current.span)
         self._previous = {}
-        if previous is None:
+        split_baselines = split_baseline_map(exec_properties, current)
+        if previous is None and split_baselines:
+            for split, baseline in split_baselines.items():
+                logging.info("Drift of split %s checked against split %s", split, baseline)
+                self._previous[split] = stats_artifact_utils.load_statistics(
+                    current, baseline
+                ).proto()
+        elif previous is None:
             logging.info("No span before span %s: no drift check", current.span)
         else:
             logging.info("Drift of span %s checked against span %s", current.span, previous.span)
