@@ -106,7 +106,9 @@ def evaluation(out: str) -> dict:
     return {"metrics": overall, "blessed": gate["blessed"], "failures": gate["failures"]}
 
 
-def train_arm(transform: str, examples: str, base: str, preset: str, previous: str) -> dict:
+def train_arm(
+    transform: str, examples: str, base: str, preset: str, previous: str, seed: str = "-"
+) -> dict:
     """Child process: one training on a window, scored on its evaluation span each epoch.
 
     Each arm runs in a fresh process, as the Trainer does, so both pay the same
@@ -116,6 +118,7 @@ def train_arm(transform: str, examples: str, base: str, preset: str, previous: s
     after the base model's latest one: the base's report gives it, or for a
     base trained before reports held it, the `previous` run's transformed
     training events. A warm start may run as many epochs as a cold one.
+    `seed` ("-": the preset's) seeds initialisation, shuffling and the holdout.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow_transform as tft
@@ -125,6 +128,8 @@ def train_arm(transform: str, examples: str, base: str, preset: str, previous: s
     from pipeline.presets import PRESETS
 
     config = PRESETS[preset].model
+    if seed != "-":
+        config = dataclasses.replace(config, seed=int(seed))
     output = tft.TFTransformOutput(transform)
     splits = [os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval", "catalog")]
     kwargs = {}
@@ -152,11 +157,14 @@ def train_arm(transform: str, examples: str, base: str, preset: str, previous: s
     }
 
 
-def warm_vs_cold(transform: str, examples: str, base: str, preset: str, previous: str) -> dict:
+def warm_vs_cold(
+    transform: str, examples: str, base: str, preset: str, previous: str, seed: str = "-"
+) -> dict:
     """A cold and a warm training on the same window (`train_arm`, a child process each)."""
     arms = {}
     for arm, start in (("cold", "-"), ("warm", base)):
         child = [sys.executable, __file__, "--child", transform, examples, start, preset, previous]
+        child.append(seed)
         proc = subprocess.run(child, capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(f"{arm} training failed:\n{proc.stderr[-4000:]}")
@@ -185,10 +193,13 @@ def warm_vs_cold(transform: str, examples: str, base: str, preset: str, previous
         "warm_fit_after": warm["fit_after"],
         "warm_reached": reached,
         "warm_start": warm["warm_start"],
+        "warm_epochs": warm["epochs"],
     }
 
 
-def compare(out: str, base_model: str, preset: str, run: int | None = None) -> dict:
+def compare(
+    out: str, base_model: str, preset: str, run: int | None = None, seed: str = "-"
+) -> dict:
     """`warm_vs_cold` on run `run`'s window (1-based; None: the newest) from `base_model`."""
     root = os.path.join(out, "pipeline_root", "Transform")
     graphs, examples = (
@@ -198,15 +209,25 @@ def compare(out: str, base_model: str, preset: str, run: int | None = None) -> d
     at = len(graphs) - 1 if run is None else run - 1
     previous = f"{graphs[at - 1]},{examples[at - 1]}"
     warm = os.path.join(base_model, "Format-Warmstart")
-    return warm_vs_cold(graphs[at], examples[at], warm, preset, previous)
+    return warm_vs_cold(graphs[at], examples[at], warm, preset, previous, seed)
 
 
-def rescore(name: str, work: str) -> list[dict]:
+def preset_seed(preset: str) -> int:
+    """The preset's `ModelConfig.seed` (imported here: the children set up Keras first)."""
+    from pipeline.presets import PRESETS
+
+    return PRESETS[preset].model.seed
+
+
+def rescore(name: str, work: str, seeds: int = 1) -> list[dict]:
     """Re-measures warm against cold on every run of a finished replay (current code).
 
     Reads `results/replay_<name>.json` and that replay's artifacts under `work`
     (run i's Transform and Trainer outputs are the i-th of each); replaces each
-    record's `warm_vs_cold` and marks it `rescored`.
+    record's `warm_vs_cold` and marks it `rescored`. With `seeds` > 1 each
+    comparison is repeated with that many seeds (the preset's, then the next
+    ones), all kept in `warm_vs_cold_seeds`: one span's RMSE difference
+    between two trainings is mostly their seeds'.
     """
     with open(os.path.join(ROOT, "benchmarks", "results", f"replay_{name}.json")) as f:
         records = json.load(f)[name]
@@ -216,7 +237,13 @@ def rescore(name: str, work: str) -> list[dict]:
     for record in records:
         if "warm_vs_cold" in record:
             run = record["run"]
-            record["warm_vs_cold"] = compare(out, models[run - 2], preset, run)
+            base_seed = preset_seed(preset)
+            repeats = [
+                compare(out, models[run - 2], preset, run, str(base_seed + i)) for i in range(seeds)
+            ]
+            record["warm_vs_cold"] = repeats[0]
+            if seeds > 1:
+                record["warm_vs_cold_seeds"] = repeats
             record["rescored"] = True
             print(name, run, record["warm_vs_cold"]["warm_reached"], flush=True)
     return records
@@ -270,7 +297,7 @@ def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
 def main() -> None:
     """Replays each data set and writes the results."""
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(train_arm(*sys.argv[2:7])))
+        print(json.dumps(train_arm(*sys.argv[2:8])))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work_dir", default="/tmp/replay")
@@ -281,12 +308,15 @@ def main() -> None:
         action="store_true",
         help="re-measure warm vs cold on the finished replay in --work_dir (needs --only)",
     )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="with --rescore: seeds per warm/cold comparison"
+    )
     args = parser.parse_args()
     names = [args.only] if args.only else ["synthetic", "movielens"]
     if args.rescore and not args.only:
         parser.error("--rescore needs --only")
     run = rescore if args.rescore else replay
-    kwargs = {} if args.rescore else {"runs": args.runs}
+    kwargs = {"seeds": args.seeds} if args.rescore else {"runs": args.runs}
     results = {name: run(name, os.path.join(args.work_dir, name), **kwargs) for name in names}
     name = f"replay_{args.only}" if args.only else "replay"
     write_results(name, results, table(results))
