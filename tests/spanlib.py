@@ -12,7 +12,7 @@ from components.recommender_evaluator.spec import GateConfig
 from datagen.partition import MOVIELENS_CATALOG, MOVIELENS_LOGS, partition, span_dir
 from models.config import ModelConfig
 from pipeline.config import PipelineConfig
-from pipeline.local import METADATA_FILE
+from pipeline.local import METADATA_FILE, run_locally
 from pipeline.presets import MOVIELENS_INGEST, PRESETS, partitioned
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,3 +102,20 @@ def spans_config(out, data_root, **overrides) -> PipelineConfig:
         ),
     )
     return dataclasses.replace(config, **overrides)
+
+
+def run_deliveries(tmp: str, deliveries, **overrides):
+    """Stages the spans, then runs the pipeline once per delivery (its spans added first).
+
+    Returns:
+        (config, output dir, one `RunReport` per run).
+    """
+    staged = stage_spans(tmp)
+    data_root, out = os.path.join(tmp, "data"), os.path.join(tmp, "out")
+    config = spans_config(out, data_root, **overrides)
+    reports = []
+    for spans in deliveries:
+        for span in spans:
+            deliver(staged, data_root, span)
+        reports.append(run_locally(config, out))
+    return config, out, reports

@@ -12,12 +12,11 @@ import pytest
 import scann  # noqa: F401  (registers the ScaNN ops)
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
-from spanlib import NEW_ITEM, artifacts, deliver, executions, spans_config, stage_spans
+from spanlib import NEW_ITEM, artifacts, executions, run_deliveries
 
 from contracts.layout import WARMSTART_DIR_NAME
 from contracts.names import EVAL_SPANS_PROPERTY, TRAIN_SPANS_PROPERTY
 from models.warmstart import REPORT_FILE
-from pipeline.local import run_locally
 
 COMPLETE = metadata_store_pb2.Execution.COMPLETE
 CACHED = metadata_store_pb2.Execution.CACHED
@@ -26,15 +25,7 @@ CACHED = metadata_store_pb2.Execution.CACHED
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("spans"))
-    staged = stage_spans(tmp)
-    data_root, out = os.path.join(tmp, "data"), os.path.join(tmp, "out")
-    config = spans_config(out, data_root)
-    reports = []
-    for spans in ((1, 2), (3,), ()):
-        for span in spans:
-            deliver(staged, data_root, span)
-        reports.append(run_locally(config, out))
-    return config, out, reports
+    return run_deliveries(tmp, ((1, 2), (3,), ()))
 
 
 def test_each_span_is_ingested_once_and_old_spans_are_cached(runs):

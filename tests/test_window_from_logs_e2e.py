@@ -12,11 +12,10 @@ import os
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
-from spanlib import artifacts, deliver, executions, spans_config, stage_spans
+from spanlib import artifacts, executions, run_deliveries
 
 from contracts.layout import WARMSTART_DIR_NAME
 from models.warmstart import REPORT_FILE
-from pipeline.local import run_locally
 
 COMPLETE = metadata_store_pb2.Execution.COMPLETE
 
@@ -24,16 +23,9 @@ COMPLETE = metadata_store_pb2.Execution.COMPLETE
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("window"))
-    staged = stage_spans(tmp)
-    data_root, out = os.path.join(tmp, "data"), os.path.join(tmp, "out")
-    config = spans_config(
-        out, data_root, pipeline_name="recommender-window-e2e", window_from_logs=True
+    _, out, reports = run_deliveries(
+        tmp, ((1, 2), (3,)), pipeline_name="recommender-window-e2e", window_from_logs=True
     )
-    reports = []
-    for spans in ((1, 2), (3,)):
-        for span in spans:
-            deliver(staged, data_root, span)
-        reports.append(run_locally(config, out))
     return out, reports
 
 
