@@ -106,25 +106,21 @@ def evaluation(out: str) -> dict:
     return {"metrics": overall, "blessed": gate["blessed"], "failures": gate["failures"]}
 
 
-def train_arm(
-    transform: str, examples: str, base: str, preset: str, previous: str, seed: str = "-"
-) -> dict:
+def train_arm(transform: str, examples: str, base: str, preset: str, seed: str = "-") -> dict:
     """Child process: one training on a window, scored on its evaluation span each epoch.
 
     Each arm runs in a fresh process, as the Trainer does, so both pay the same
     one-off costs (tracing, input start-up). With a `base` (a model's
     `Format-Warmstart`, or "-" for a cold start) it warm-starts and, as the
     Trainer does (`ModelConfig.warm_start_new_events`), fits only the events
-    after the base model's latest one: the base's report gives it, or for a
-    base trained before reports held it, the `previous` run's transformed
-    training events. A warm start may run as many epochs as a cold one.
+    after the base model's latest one (its report's `trained_through`). A warm
+    start may run as many epochs as a cold one.
     `seed` ("-": the preset's) seeds initialisation, shuffling and the holdout.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow_transform as tft
 
     from models import training, warmstart
-    from models.inputs import event_columns
     from pipeline.presets import PRESETS
 
     config = PRESETS[preset].model
@@ -137,13 +133,7 @@ def train_arm(
         config = dataclasses.replace(config, warm_start_epochs=config.epochs)
         kwargs["warm_start_from"] = base
         if config.warm_start_new_events:
-            through = warmstart.trained_through(base)
-            if through is None:
-                old_transform, old_examples = previous.split(",")
-                pattern = os.path.join(old_examples, "Split-train", "*")
-                columns = event_columns(pattern, tft.TFTransformOutput(old_transform))
-                through = int(columns["timestamp"].max())
-            kwargs["fit_after"] = through
+            kwargs["fit_after"] = warmstart.trained_through(base)
     _, run = training.train(config, output, *splits, track_eval=True, **kwargs)
     return {
         "rmse": run["eval"]["rmse"],
@@ -157,14 +147,11 @@ def train_arm(
     }
 
 
-def warm_vs_cold(
-    transform: str, examples: str, base: str, preset: str, previous: str, seed: str = "-"
-) -> dict:
+def warm_vs_cold(transform: str, examples: str, base: str, preset: str, seed: str = "-") -> dict:
     """A cold and a warm training on the same window (`train_arm`, a child process each)."""
     arms = {}
     for arm, start in (("cold", "-"), ("warm", base)):
-        child = [sys.executable, __file__, "--child", transform, examples, start, preset, previous]
-        child.append(seed)
+        child = [sys.executable, __file__, "--child", transform, examples, start, preset, seed]
         proc = subprocess.run(child, capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(f"{arm} training failed:\n{proc.stderr[-4000:]}")
@@ -207,9 +194,8 @@ def compare(
         for kind in ("transform_graph", "transformed_examples")
     )
     at = len(graphs) - 1 if run is None else run - 1
-    previous = f"{graphs[at - 1]},{examples[at - 1]}"
     warm = os.path.join(base_model, "Format-Warmstart")
-    return warm_vs_cold(graphs[at], examples[at], warm, preset, previous, seed)
+    return warm_vs_cold(graphs[at], examples[at], warm, preset, seed)
 
 
 def preset_seed(preset: str) -> int:
@@ -234,10 +220,10 @@ def rescore(name: str, work: str, seeds: int = 1) -> list[dict]:
     out = os.path.join(work, "out")
     models = artifacts(os.path.join(out, "pipeline_root", "Trainer", "model", "*"))
     preset = SPANS_PRESETS[name]
+    base_seed = preset_seed(preset)
     for record in records:
         if "warm_vs_cold" in record:
             run = record["run"]
-            base_seed = preset_seed(preset)
             repeats = [
                 compare(out, models[run - 2], preset, run, str(base_seed + i)) for i in range(seeds)
             ]
@@ -297,7 +283,7 @@ def replay(name: str, work: str, runs: int = RUNS) -> list[dict]:
 def main() -> None:
     """Replays each data set and writes the results."""
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(train_arm(*sys.argv[2:8])))
+        print(json.dumps(train_arm(*sys.argv[2:7])))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work_dir", default="/tmp/replay")

@@ -77,19 +77,21 @@ def create_pipeline(
     statistics = statistics_gen.outputs["statistics"]
     schema = schema_gen.outputs["schema"]
     examples = example_gen.outputs["examples"]
-    if spans is None and config.window_from_logs:
-        example_validator = SpanExampleValidator(
-            statistics=statistics, schema=schema, split_baselines={EVAL: TRAIN}
-        ).with_id("ExampleValidator")
+    if spans is None:
+        gate_args = {}  # a snapshot's gate keeps its default (blocking) exec properties
+        if config.window_from_logs:
+            example_validator = SpanExampleValidator(
+                statistics=statistics, schema=schema, split_baselines={EVAL: TRAIN}
+            ).with_id("ExampleValidator")
+            gate_args["drift_blocks"] = int(config.ingest.spans.drift_blocks)
+        else:
+            example_validator = tfx.components.ExampleValidator(
+                statistics=statistics, schema=schema
+            )
         gate = AnomaliesGate(
             anomalies=example_validator.outputs["anomalies"],
             schema_path=config.schema_path,
-            drift_blocks=int(config.ingest.spans.drift_blocks),
-        )
-    elif spans is None:
-        example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
-        gate = AnomaliesGate(
-            anomalies=example_validator.outputs["anomalies"], schema_path=config.schema_path
+            **gate_args,
         )
     else:
         example_validator = SpanExampleValidator(
