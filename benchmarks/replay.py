@@ -113,8 +113,8 @@ def train_arm(transform: str, examples: str, base: str, preset: str, seed: str =
     one-off costs (tracing, input start-up). With a `base` (a model's
     `Format-Warmstart`, or "-" for a cold start) it warm-starts and, as the
     Trainer does (`ModelConfig.warm_start_new_events`), fits only the events
-    after the base model's latest one (its report's `trained_through`). A warm
-    start may run as many epochs as a cold one.
+    after the base model's latest one (its report's `trained_through`), with
+    the Trainer's warm-start settings (`ModelConfig.warm_start_*`).
     `seed` ("-": the preset's) seeds initialisation, shuffling and the holdout.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -130,13 +130,13 @@ def train_arm(transform: str, examples: str, base: str, preset: str, seed: str =
     splits = [os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval", "catalog")]
     kwargs = {}
     if base != "-":
-        config = dataclasses.replace(config, warm_start_epochs=config.epochs)
         kwargs["warm_start_from"] = base
         if config.warm_start_new_events:
             kwargs["fit_after"] = warmstart.trained_through(base)
     _, run = training.train(config, output, *splits, track_eval=True, **kwargs)
     return {
         "rmse": run["eval"]["rmse"],
+        "top_k": run["eval"][f"factorized_top_k/top_{config.top_k}_categorical_accuracy"],
         "rmse_by_epoch": [e["rmse"] for e in run["eval_by_epoch"]],
         "seconds": run["fit_seconds"],
         "seconds_by_epoch": [float(x) for x in np.cumsum(run["epoch_seconds"])],
@@ -172,6 +172,8 @@ def warm_vs_cold(transform: str, examples: str, base: str, preset: str, seed: st
         "cold_epochs": cold["epochs"],
         "cold_rmse_by_epoch": cold["rmse_by_epoch"],
         "cold_fit_events": cold["fit_events"],
+        "cold_top_k": cold["top_k"],
+        "warm_top_k": warm["top_k"],
         "warm_rmse": warm["rmse"],
         "warm_seconds": warm["seconds"],
         "warm_rmse_by_epoch": warm["rmse_by_epoch"],

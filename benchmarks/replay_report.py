@@ -50,8 +50,8 @@ def table(results: dict[str, list[dict]]) -> str:
                 "window, each trained in its own process (as the Trainer is: both pay the same "
                 "one-off tracing and input start-up), both with the Trainer's early stopping. "
                 "The warm one fits only the events after its base model's latest one "
-                "(`ModelConfig.warm_start_new_events`) and may run as many epochs as the cold "
-                "one. RMSE on the newest span after each epoch (Keras, unclipped); fit time "
+                "(`ModelConfig.warm_start_new_events`), with the Trainer's warm-start "
+                "settings. RMSE on the newest span after each epoch (Keras, unclipped); fit time "
                 "without validation"
                 + (
                     ", re-measured with the current code on this replay's artifacts (`--rescore`):"
@@ -108,11 +108,14 @@ def seeds_table(records: list[dict]) -> list[str]:
     lines = [
         f"The same comparison repeated with {n} seeds per run (initialisation, shuffling "
         "and holdout), the kept models (early stopping's best epoch) against each other, "
-        "warm timed over its whole training, not until it reached the cold RMSE:",
+        "warm timed over its whole training, not until it reached the cold RMSE; top-100 "
+        "is the training's own retrieval metric on the newest span (the whole catalogue, "
+        "seen items not excluded), not the gate's hit rate:",
         "",
-        "| run | cold RMSE, mean ± sd | warm RMSE, mean ± sd | warm - cold | cold fit s "
+        "| run | cold RMSE, mean ± sd | warm RMSE, mean ± sd | warm - cold "
+        "| top-100 cold / warm | cold fit s "
         "| warm fit s | warm / cold time | pairs: warm reached cold, within half its time |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     diffs, ratios, reached, fast = [], [], 0, 0
     at_or_under = 0
@@ -122,6 +125,7 @@ def seeds_table(records: list[dict]) -> list[str]:
         warm = np.array([p["warm_rmse"] for p in pairs])
         cold_s = np.mean([p["cold_seconds"] for p in pairs])
         warm_s = np.mean([p["warm_seconds"] for p in pairs])
+        top = [np.mean([p.get(f"{arm}_top_k", np.nan) for p in pairs]) for arm in ("cold", "warm")]
         hit = [p for p in pairs if p["warm_reached"]]
         quick = [p for p in hit if p["warm_reached"]["seconds"] <= 0.5 * p["cold_seconds"]]
         reached, fast = reached + len(hit), fast + len(quick)
@@ -131,7 +135,7 @@ def seeds_table(records: list[dict]) -> list[str]:
         lines.append(
             f"| {r['run']} | {cold.mean():.4f} ± {cold.std(ddof=1):.4f} "
             f"| {warm.mean():.4f} ± {warm.std(ddof=1):.4f} | {warm.mean() - cold.mean():+.4f} "
-            f"| {cold_s:.1f} | {warm_s:.1f} | {warm_s / cold_s:.2f} "
+            f"| {top[0]:.3f} / {top[1]:.3f} | {cold_s:.1f} | {warm_s:.1f} | {warm_s / cold_s:.2f} "
             f"| {len(hit)}, {len(quick)} of {len(pairs)} |"
         )
     diffs = np.array(diffs)

@@ -244,6 +244,13 @@ class ModelConfig(jsonable.JsonDataclass):
             never saw); every event still builds histories and the holdout.
             False fits the whole window again. Without event times, or with
             less than a batch of new events, the whole window is fitted.
+        warm_start_learning_share: A warm-started training's first learning
+            rate as a share of `learning_rate` (it decays the same way): the base
+            model's weights need adjusting, not learning again.
+        warm_start_rehearsal: With `warm_start_new_events`, also fit this many
+            older window events per new one, drawn at random (seeded) from what
+            the base model saw, so the update does not forget it; 0 fits the new
+            events alone.
         rating_baseline: The rating tower adds to the damped bias model of the
             training ratings (`models.layers.RatingPrior`, fixed), so the model
             starts at the baseline the gate compares it with; False starts the
@@ -273,6 +280,8 @@ class ModelConfig(jsonable.JsonDataclass):
     warm_start: bool = True
     warm_start_epochs: int = 3
     warm_start_new_events: bool = True
+    warm_start_learning_share: float = 0.3
+    warm_start_rehearsal: float = 0.0
     rating_baseline: bool = True
 
     def __post_init__(self) -> None:
@@ -298,9 +307,13 @@ class ModelConfig(jsonable.JsonDataclass):
                 f"history_length and patience must be >= 0, got {self.history_length}, "
                 f"{self.patience}"
             )
-        for name in ("user_dropout", "final_learning_share"):
+        for name in ("user_dropout", "final_learning_share", "warm_start_learning_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.warm_start_learning_share == 0:
+            raise ValueError("warm_start_learning_share must be > 0, got 0")
+        if self.warm_start_rehearsal < 0:
+            raise ValueError(f"warm_start_rehearsal must be >= 0, got {self.warm_start_rehearsal}")
         if not 0 < self.holdout_percent < 100:
             raise ValueError(f"holdout_percent must be in (0, 100), got {self.holdout_percent}")
 

@@ -68,6 +68,26 @@ def event_columns(
     return columns
 
 
+def rehearsal(older: np.ndarray, new_events: int, config: ModelConfig) -> np.ndarray:
+    """A seeded sample of `older` events to fit beside `new_events` new ones.
+
+    Args:
+        older: [events] bool, the fittable events the base model already saw.
+        new_events: How many new events are fitted.
+        config: `warm_start_rehearsal` (older events per new one) and `seed`.
+
+    Returns:
+        [events] bool: `config.warm_start_rehearsal * new_events` of `older`
+        (all of them if fewer), none when the share is 0.
+    """
+    chosen = np.zeros_like(older)
+    wanted = min(int(round(config.warm_start_rehearsal * new_events)), int(older.sum()))
+    if wanted:
+        rng = np.random.default_rng([config.seed, 1])
+        chosen[rng.choice(np.flatnonzero(older), wanted, replace=False)] = True
+    return chosen
+
+
 def training_inputs(
     config: ModelConfig,
     tf_transform_output: tft.TFTransformOutput,
@@ -89,7 +109,9 @@ def training_inputs(
         fit_after: Fit only the training events later than this time (a warm
             start's events the base model never saw); every event still gives
             histories and the holdout. Ignored (every event is fitted) when
-            fewer than one batch of events is that recent.
+            fewer than one batch of events is that recent. With
+            `config.warm_start_rehearsal`, a sample of the older events is
+            fitted with them (`rehearsal`).
     """
     train = event_columns(train_pattern, tf_transform_output)
     users, items, times = (train[c] for c in EVENT_COLUMNS)
@@ -107,7 +129,7 @@ def training_inputs(
     if fit_after is not None:
         recent = fitted & (times > fit_after)
         if recent.sum() >= config.batch_size:
-            fitted = recent
+            fitted = recent | rehearsal(fitted & ~recent, recent.sum(), config)
         else:
             logging.warning(
                 "%d training events are after %d, less than a batch: fitting all %d",

@@ -106,16 +106,16 @@ def prepare(
 
 
 def learning_rate(
-    config: ModelConfig, steps: int
+    config: ModelConfig, steps: int, share: float = 1.0
 ) -> tf.keras.optimizers.schedules.LearningRateSchedule:
-    """Cosine decay from `config.learning_rate` to `final_learning_share` of it over `steps`."""
+    """Cosine decay from `share` of `config.learning_rate` to `final_learning_share` of that."""
     return tf.keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, steps), alpha=config.final_learning_share
+        share * config.learning_rate, decay_steps=max(1, steps), alpha=config.final_learning_share
     )
 
 
 def new_model(
-    config: ModelConfig, setup: TrainingSetup, steps: int | None = None
+    config: ModelConfig, setup: TrainingSetup, steps: int | None = None, share: float = 1.0
 ) -> MultiTaskRecommender:
     """Builds and compiles a fresh model for `config`.
 
@@ -123,6 +123,7 @@ def new_model(
         config: Hyperparameters.
         setup: Vocabulary sizes, statistics and candidates.
         steps: Training steps the learning rate decays over; None keeps it constant.
+        share: The first learning rate as a share of `config.learning_rate`.
     """
     model = build_model(
         config,
@@ -132,7 +133,7 @@ def new_model(
         candidates=setup.catalog,
         rating_prior=setup.stats.bias if config.rating_baseline else setup.stats.mean_rating,
     )
-    rate = config.learning_rate if steps is None else learning_rate(config, steps)
+    rate = share * config.learning_rate if steps is None else learning_rate(config, steps, share)
     model.compile(optimizer=tf.keras.optimizers.Adam(rate))
     return model
 
@@ -154,7 +155,7 @@ def train(
     The metrics also hold `fit_events` (per epoch), `epochs` (run) and
     `max_epochs`, `fit_seconds` (the fit phases, validation excluded),
     `trained_through` (the latest training event's time), `fit_after` (None
-    when every training event was fitted),
+    when every training event was fitted), `learning_rate` (the first step's),
     `epoch_seconds`, the Keras `history`, `eval` (the evaluation split's metrics
     after training) and `warm_start` (what `models.warmstart.warm_start` did to
     each weight; empty for a cold start).
@@ -191,11 +192,13 @@ def train(
     )
     epochs = config.warm_start_epochs if warm_start_from else config.epochs
     steps = epochs * -(-inputs.fit_events // config.batch_size)
-    model = new_model(config, setup, steps)
+    share = config.warm_start_learning_share if warm_start_from else 1.0
+    model = new_model(config, setup, steps, share)
     build_variables(model, inputs)
     started_from = {}
     if warm_start_from:
         started_from = warm_start(model, vocabularies(tf_transform_output), warm_start_from)
+    first_rate = float(model.optimizer.learning_rate.numpy())
     meter = TrainingThroughput(inputs.fit_events)
     callbacks = [meter, FailOnNonFiniteLoss()]
     if inputs.holdout is not None:
@@ -215,6 +218,7 @@ def train(
     final = {k: float(v[-1]) for k, v in history.history.items()}
     final["train_examples_per_second"] = meter.examples_per_second()
     final["fit_events"] = float(inputs.fit_events)
+    final["learning_rate"] = first_rate
     final["fit_after"] = inputs.fit_after
     final["trained_through"] = inputs.trained_through
     final["epochs"] = float(len(history.epoch))

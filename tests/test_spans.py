@@ -301,6 +301,50 @@ def test_a_warm_start_fits_only_the_events_its_base_model_never_saw(tmp_path):
     assert (inputs.fit_events, inputs.fit_after, len(times)) == (100, None, 100)
 
 
+def test_a_warm_start_rehearses_a_seeded_sample_of_what_its_base_model_saw(tmp_path):
+    from models.inputs import training_inputs
+
+    rows = [
+        testlib.event_row(f"u{u}", f"i{u % 4}", timestamp=t) for u in range(20) for t in range(1, 6)
+    ]
+    transformed, output = testlib.run_transform(rows)
+    path = testlib.write_transformed(transformed, output, str(tmp_path / "events.gz"))
+    probabilities = np.full(output.vocabulary_size_by_name(F.ITEM_VOCAB) + 1, 0.1, np.float32)
+
+    def fitted(rehearsal, seed=42):
+        config = ModelConfig(
+            batch_size=16, early_stopping=False, warm_start_rehearsal=rehearsal, seed=seed
+        )
+        inputs = training_inputs(config, output, path, path, probabilities, fit_after=3)
+        return sorted(
+            (t, u)
+            for b in inputs.fit
+            for t, u in zip(*(b[k].numpy() for k in (F.TIMESTAMP, F.USER_IDX)), strict=True)
+        )
+
+    # 40 new events (times 4, 5); half as many old ones (times 1-3): 20 of those 60.
+    events = fitted(0.5)
+    assert len(events) == 60
+    assert [t for t, _ in events[20:]] == [4] * 20 + [5] * 20
+    assert all(t <= 3 for t, _ in events[:20])
+    assert events == fitted(0.5)  # seeded
+    assert events[:20] != fitted(0.5, seed=7)[:20]
+    assert len(fitted(5.0)) == 100  # more than there are: every old event
+    assert len(fitted(0.0)) == 40
+
+
+def test_a_warm_start_learns_at_its_share_of_the_learning_rate():
+    config = ModelConfig(learning_rate=0.01, final_learning_share=0.1)
+    schedule = training.learning_rate(config, steps=10, share=0.3)
+    assert float(schedule(0)) == pytest.approx(0.003)
+    assert float(schedule(10)) == pytest.approx(0.0003)
+    assert float(training.learning_rate(config, steps=10)(0)) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="warm_start_learning_share"):
+        ModelConfig(warm_start_learning_share=0.0)
+    with pytest.raises(ValueError, match="warm_start_rehearsal must be >= 0, got -1"):
+        ModelConfig(warm_start_rehearsal=-1)
+
+
 def _split_statistics(root, event_types_by_split: dict[str, list[str]]):
     """A StatisticsGen-like artifact: one `FeatureStats.pb` per split of event types."""
     stats = standard_artifacts.ExampleStatistics()

@@ -63,6 +63,8 @@ def test_the_second_model_warm_starts_from_the_first(runs):
     assert reports[0]["warm_start_from"] is None and reports[0]["max_epochs"] == 3
     assert reports[1]["warm_start_from"] == os.path.join(models[0].uri, WARMSTART_DIR_NAME)
     assert reports[1]["max_epochs"] == 2  # ModelConfig.warm_start_epochs
+    # At its share of the learning rate (ModelConfig.warm_start_learning_share, 0.3).
+    assert reports[1]["learning_rate"] == pytest.approx(0.3 * reports[0]["learning_rate"])
     # It fits only span 2, the events after the base model's latest (warm_start_new_events).
     assert reports[0]["fit_after"] is None
     assert reports[1]["fit_after"] == reports[0]["trained_through"] < reports[1]["trained_through"]
