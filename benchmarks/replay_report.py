@@ -19,10 +19,14 @@ def table(results: dict[str, list[dict]]) -> str:
         "scored on the same events.",
     ]
     for name, records in results.items():
+        lines += ["", f"## {name}", ""]
+        if any(r.get("rescored") for r in records):
+            lines += [
+                "The per-run rows are the replay's own run, with the code of that run; "
+                "`--rescore` re-measured only the warm/cold comparisons below them.",
+                "",
+            ]
         lines += [
-            "",
-            f"## {name}",
-            "",
             "| run | new span | ExampleGen + StatisticsGen s | Transform s | Trainer s (epochs) "
             "| warm start | RMSE model / bias | top-100 model / popular | blessed | pushed "
             "| drift |",
