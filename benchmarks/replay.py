@@ -120,7 +120,7 @@ def train_arm(transform: str, examples: str, base: str, preset: str, seed: str =
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow_transform as tft
 
-    from models import training, warmstart
+    from models import training
     from pipeline.presets import PRESETS
 
     config = PRESETS[preset].model
@@ -128,12 +128,8 @@ def train_arm(transform: str, examples: str, base: str, preset: str, seed: str =
         config = dataclasses.replace(config, seed=int(seed))
     output = tft.TFTransformOutput(transform)
     splits = [os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval", "catalog")]
-    kwargs = {}
-    if base != "-":
-        kwargs["warm_start_from"] = base
-        if config.warm_start_new_events:
-            kwargs["fit_after"] = warmstart.trained_through(base)
-    _, run = training.train(config, output, *splits, track_eval=True, **kwargs)
+    warm = None if base == "-" else base
+    _, run = training.train(config, output, *splits, warm_start_from=warm, track_eval=True)
     return {
         "rmse": run["eval"]["rmse"],
         "top_k": run["eval"][f"factorized_top_k/top_{config.top_k}_categorical_accuracy"],

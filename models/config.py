@@ -307,11 +307,13 @@ class ModelConfig(jsonable.JsonDataclass):
                 f"history_length and patience must be >= 0, got {self.history_length}, "
                 f"{self.patience}"
             )
-        for name in ("user_dropout", "final_learning_share", "warm_start_learning_share"):
+        for name in ("user_dropout", "final_learning_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.warm_start_learning_share == 0:
-            raise ValueError("warm_start_learning_share must be > 0, got 0")
+        if not 0 < self.warm_start_learning_share <= 1:
+            raise ValueError(
+                f"warm_start_learning_share must be in (0, 1], got {self.warm_start_learning_share}"
+            )
         if self.warm_start_rehearsal < 0:
             raise ValueError(f"warm_start_rehearsal must be >= 0, got {self.warm_start_rehearsal}")
         if not 0 < self.holdout_percent < 100:

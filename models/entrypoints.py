@@ -59,7 +59,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     eval_files, catalog_files = eval_and_catalog_files(fn_args.eval_files)
     base = warm_start_source(fn_args.base_model, config.warm_start)
-    fit_after = warmstart.trained_through(base) if base and config.warm_start_new_events else None
     model, metrics = training.train(
         config,
         tf_transform_output,
@@ -68,7 +67,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         catalog_files,
         log_dir=fn_args.model_run_dir,
         warm_start_from=base,
-        fit_after=fit_after,
     )
     export.export_models(
         model,

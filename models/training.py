@@ -24,7 +24,7 @@ from models.data import (
 )
 from models.inputs import TrainingInputs, training_inputs
 from models.model import MultiTaskRecommender, build_model
-from models.warmstart import vocabularies, warm_start
+from models.warmstart import trained_through, vocabularies, warm_start
 
 EventMap = Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]
 
@@ -106,16 +106,29 @@ def prepare(
 
 
 def learning_rate(
-    config: ModelConfig, steps: int, share: float = 1.0
+    config: ModelConfig, steps: int
 ) -> tf.keras.optimizers.schedules.LearningRateSchedule:
-    """Cosine decay from `share` of `config.learning_rate` to `final_learning_share` of that."""
+    """Cosine decay from `config.learning_rate` to `final_learning_share` of it over `steps`."""
     return tf.keras.optimizers.schedules.CosineDecay(
-        share * config.learning_rate, decay_steps=max(1, steps), alpha=config.final_learning_share
+        config.learning_rate, decay_steps=max(1, steps), alpha=config.final_learning_share
+    )
+
+
+def warm_settings(config: ModelConfig) -> ModelConfig:
+    """`config` as a warm-started training runs it.
+
+    At most `warm_start_epochs`, from `warm_start_learning_share` of the
+    learning rate: the base model's weights need adjusting, not learning again.
+    """
+    return dataclasses.replace(
+        config,
+        epochs=config.warm_start_epochs,
+        learning_rate=config.warm_start_learning_share * config.learning_rate,
     )
 
 
 def new_model(
-    config: ModelConfig, setup: TrainingSetup, steps: int | None = None, share: float = 1.0
+    config: ModelConfig, setup: TrainingSetup, steps: int | None = None
 ) -> MultiTaskRecommender:
     """Builds and compiles a fresh model for `config`.
 
@@ -123,7 +136,6 @@ def new_model(
         config: Hyperparameters.
         setup: Vocabulary sizes, statistics and candidates.
         steps: Training steps the learning rate decays over; None keeps it constant.
-        share: The first learning rate as a share of `config.learning_rate`.
     """
     model = build_model(
         config,
@@ -133,7 +145,7 @@ def new_model(
         candidates=setup.catalog,
         rating_prior=setup.stats.bias if config.rating_baseline else setup.stats.mean_rating,
     )
-    rate = share * config.learning_rate if steps is None else learning_rate(config, steps, share)
+    rate = config.learning_rate if steps is None else learning_rate(config, steps)
     model.compile(optimizer=tf.keras.optimizers.Adam(rate))
     return model
 
@@ -148,7 +160,6 @@ def train(
     map_events: EventMap | None = None,
     warm_start_from: str | None = None,
     track_eval: bool = False,
-    fit_after: int | None = None,
 ) -> tuple[MultiTaskRecommender, dict[str, Any]]:
     """Fits the model and returns it with its final validation metrics.
 
@@ -170,16 +181,20 @@ def train(
         log_dir: TensorBoard directory, if any.
         map_events: Rewrites each batch of training events (see `prepare`).
         warm_start_from: Directory of a base model's warm-start weights
-            (`models.warmstart`); training then runs at most `config.warm_start_epochs`.
+            (`models.warmstart`); training then runs with `warm_settings` and,
+            with `config.warm_start_new_events`, fits only the events after the
+            base model's latest (its report's `trained_through`; see
+            `models.inputs.training_inputs`).
         track_eval: Also score the evaluation split after every epoch
             (`eval_by_epoch` in the metrics; benchmarks).
-        fit_after: Fit only the training events after this time (with
-            `warm_start_from`: the events its base model was not trained on,
-            see `models.inputs.training_inputs`).
 
     Early stopping (`config.early_stopping`) watches the loss on a holdout of
     the training events and keeps the best epoch's weights.
     """
+    fit_after = None
+    if warm_start_from and config.warm_start_new_events:
+        fit_after = trained_through(warm_start_from)
+    fitting = warm_settings(config) if warm_start_from else config
     setup = prepare(tf_transform_output, train_pattern, catalog_pattern, map_events, config.events)
     inputs = training_inputs(
         config,
@@ -190,10 +205,9 @@ def train(
         map_events,
         fit_after,
     )
-    epochs = config.warm_start_epochs if warm_start_from else config.epochs
+    epochs = fitting.epochs
     steps = epochs * -(-inputs.fit_events // config.batch_size)
-    share = config.warm_start_learning_share if warm_start_from else 1.0
-    model = new_model(config, setup, steps, share)
+    model = new_model(fitting, setup, steps)
     build_variables(model, inputs)
     started_from = {}
     if warm_start_from:

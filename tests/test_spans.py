@@ -1,5 +1,6 @@
 """Time-partitioned logs: the spec, span patterns, the window, drift and the warm start."""
 
+import dataclasses
 import json
 import os
 
@@ -335,7 +336,9 @@ def test_a_warm_start_rehearses_a_seeded_sample_of_what_its_base_model_saw(tmp_p
 
 def test_a_warm_start_learns_at_its_share_of_the_learning_rate():
     config = ModelConfig(learning_rate=0.01, final_learning_share=0.1)
-    schedule = training.learning_rate(config, steps=10, share=0.3)
+    warm = training.warm_settings(dataclasses.replace(config, warm_start_learning_share=0.3))
+    assert warm.epochs == config.warm_start_epochs
+    schedule = training.learning_rate(warm, steps=10)
     assert float(schedule(0)) == pytest.approx(0.003)
     assert float(schedule(10)) == pytest.approx(0.0003)
     assert float(training.learning_rate(config, steps=10)(0)) == pytest.approx(0.01)
