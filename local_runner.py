@@ -11,7 +11,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def main() -> None:
     """Parses flags, runs the pipeline (or bootstraps a schema) and prints what it did."""
-    from pipeline import logs_file
+    from pipeline import logs_check, logs_file
     from pipeline.bootstrap import bootstrap_schema
     from pipeline.config import PipelineConfig
     from pipeline.local import run_locally
@@ -49,7 +49,7 @@ def main() -> None:
         print(f"Inferred schema: {report.schema}\nReview it: {report.report}")
         return
     if args.logs:
-        logs_file.check_data(args.logs, data_root)
+        logs_check.check_data(args.logs, data_root)
         fields = logs_file.load(args.logs)
     else:
         fields = preset_fields(dataset, os.path.join(HERE, "schema"))

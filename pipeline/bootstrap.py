@@ -22,7 +22,7 @@ from tfx.types import artifact_utils
 from components.multilog_example_gen.component import MultiLogExampleGen
 from components.multilog_example_gen.spec import IngestSpec
 from models import features as F
-from pipeline import logs_file
+from pipeline import logs_check, logs_file
 
 INFERRED_SUFFIX = ".inferred"
 SHOWN_VALUES = 12
@@ -164,7 +164,7 @@ def bootstrap_schema(logs_path: str, data_root: str, output_dir: str) -> Bootstr
     Raises:
         ValueError: naming the logs file and key, or the data file, of a mistake.
     """
-    logs_file.check_data(logs_path, data_root, require_schema=False)
+    logs_check.check_data(logs_path, data_root, require_schema=False)
     fields = logs_file.load(logs_path, require_schema=False)
     work = os.path.join(output_dir, "schema_bootstrap")
     connection = metadata.sqlite_metadata_connection_config(os.path.join(work, "metadata.sqlite"))

@@ -22,7 +22,7 @@ from components.multilog_example_gen import executor
 from components.multilog_example_gen.read import bigquery_query
 from components.multilog_example_gen.spec import IngestSpec
 from models.config import TaskEvents
-from pipeline import logs_file
+from pipeline import logs_check, logs_file
 from pipeline.bootstrap import bootstrap_schema
 from pipeline.presets import CONFIG_DIR, PRESETS
 
@@ -135,10 +135,10 @@ def test_mistakes_against_the_data_name_the_key_and_the_data_file(tmp_path):
         logs_file.LogsFileError,
         match=r"logs\[0\].columns: column\(s\) \['stars'\] are not in .*ratings.csv'",
     ):
-        logs_file.check_data(path, str(tmp_path))
+        logs_check.check_data(path, str(tmp_path))
     path = write_config(tmp_path, base_config(file="missing/*.csv"))
     with pytest.raises(logs_file.LogsFileError, match=r"logs\[0\].file: no file matches"):
-        logs_file.check_data(path, str(tmp_path))
+        logs_check.check_data(path, str(tmp_path))
     optional = write_config(
         tmp_path,
         {
@@ -153,7 +153,7 @@ def test_mistakes_against_the_data_name_the_key_and_the_data_file(tmp_path):
         },
     )
     (tmp_path / "ratings.csv").write_text("userId,movieId,ts,stars\nu1,10,1,4\n")
-    logs_file.check_data(optional, str(tmp_path))  # an optional log may be absent
+    logs_check.check_data(optional, str(tmp_path))  # an optional log may be absent
 
 
 def write_formats(root):
@@ -285,7 +285,7 @@ def test_every_format_gives_the_same_examples(tmp_path):
     results = {}
     for name, config in configs.items():
         path = write_config(tmp_path, config, f"{name}.yaml")
-        logs_file.check_data(path, str(tmp_path / name))
+        logs_check.check_data(path, str(tmp_path / name))
         results[name] = ingest(tmp_path / name, path)
     assert sum(len(results["plain"][s]) for s in ("train", "eval")) == len(RATINGS)
     assert len(results["plain"]["catalog"]) == len(ITEMS)
