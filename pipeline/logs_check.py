@@ -13,7 +13,7 @@ from components.multilog_example_gen import sources
 from components.multilog_example_gen.read import match_files
 from components.multilog_example_gen.spans import available_spans, span_pattern
 from components.multilog_example_gen.spec import IngestSpec
-from pipeline.logs_file import LogsFileError, load, read_file
+from pipeline.logs_file import LogsFileError, load
 
 _fail = LogsFileError.at
 
@@ -27,9 +27,8 @@ def check_data(path: str, data_root: str, require_schema: bool = True) -> None:
     Raises:
         LogsFileError: naming the logs file, the key, and the data file.
     """
-    fields = load(path, require_schema)
-    where = read_file(path)["_path"]
-    ingest = IngestSpec.from_json_dict(fields["ingest"])
+    ingest = IngestSpec.from_json_dict(load(path, require_schema)["ingest"])
+    where = path
     span = None
     if ingest.spans is not None:
         try:
