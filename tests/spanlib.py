@@ -98,7 +98,7 @@ def spans_config(out, data_root, **overrides) -> PipelineConfig:
             events=PRESETS["movielens"].model.events,
         ),
         gate=GateConfig(
-            rmse_margin=-0.5, top_k_margin=-0.9, max_rmse_increase=0.1, max_accuracy_decrease=0.1
+            rmse_margin=-0.5, top_k_margin=-0.9, max_rmse_increase=0.1, max_lift_decrease=0.5
         ),
     )
     return dataclasses.replace(config, **overrides)

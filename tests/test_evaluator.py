@@ -46,8 +46,18 @@ def validate(gate, candidate, baseline=None):
 
 def test_a_model_beating_the_baselines_passes_first_and_against_a_baseline():
     assert validate(GateConfig(), GOOD).validation_ok
-    slightly_worse = {**GOOD, "rmse": 0.835, f"top_{K}_hit_rate": 0.335}
+    slightly_worse = {**GOOD, "rmse": 0.835, f"top_{K}_lift": 0.46}
     assert validate(GateConfig(), slightly_worse, baseline=GOOD).validation_ok
+
+
+def test_champion_challenger_compares_lifts_not_hit_rates_of_different_windows():
+    """A newer window excludes more of a user's items: its raw hit rate may be lower
+    than the served model's on the same events while its lift over its own popular
+    list (same exclusions) is higher. The replay's numbers (synthetic span 8):"""
+    served = {"rmse": 0.5117, "rmse_lift": 0.01, f"top_{K}_hit_rate": 0.3227, f"top_{K}_lift": 0.42}
+    newer = {"rmse": 0.5056, "rmse_lift": 0.02, f"top_{K}_hit_rate": 0.2624, f"top_{K}_lift": 0.54}
+    assert validate(GateConfig(), newer, baseline=served).validation_ok
+    assert not validate(GateConfig(), served, baseline=newer).validation_ok  # -0.12 lift
 
 
 @pytest.mark.parametrize(
@@ -70,12 +80,16 @@ def test_value_thresholds_fail_and_fail_closed(change, failed):
     "candidate, failed",
     [
         ({**GOOD, "rmse": 0.85}, "rmse"),  # 0.02 worse than the baseline
-        ({**GOOD, f"top_{K}_hit_rate": 0.32}, f"top_{K}_hit_rate"),  # 0.02 worse
+        ({**GOOD, f"top_{K}_lift": 0.44}, f"top_{K}_lift"),  # 0.06 less lift
         ({**GOOD, "rmse": math.nan}, "rmse"),  # NaN change never passes
+        ({**GOOD, f"top_{K}_lift": math.inf}, f"top_{K}_lift"),  # inf - inf is NaN
     ],
 )
 def test_change_thresholds_against_the_last_blessed_model(candidate, failed):
-    result = validate(GateConfig(), candidate, baseline=GOOD)
+    baseline = (
+        {**GOOD, f"top_{K}_lift": math.inf} if math.isinf(candidate[f"top_{K}_lift"]) else GOOD
+    )
+    result = validate(GateConfig(), candidate, baseline=baseline)
     assert not result.validation_ok
     [failure] = result.metric_validations_per_slice[0].failures
     assert failure.metric_key.name == failed and failure.metric_key.is_diff
@@ -109,7 +123,13 @@ def test_eval_config_wires_the_signatures_slices_and_metrics():
         ["item_known"],
     ]
     gated = config.metrics_specs[0].per_slice_thresholds
-    assert set(gated) == {"rmse", "rmse_lift", f"top_{K}_hit_rate", f"top_{K}_lift"}
+    assert set(gated) == {"rmse", "rmse_lift", f"top_{K}_lift"}
+    assert set(
+        GateConfig(min_top_k_accuracy=0.1).eval_config(K).metrics_specs[0].per_slice_thresholds
+    ) == {
+        *gated,
+        f"top_{K}_hit_rate",
+    }
     assert set(gated) <= set(metric_names((10, K)))
     for per_slice in gated.values():  # the overall slice only
         assert [list(t.slicing_specs) for t in per_slice.thresholds] == [[tfma.SlicingSpec()]]
@@ -120,6 +140,8 @@ def test_gate_config_validates_and_round_trips():
     assert GateConfig.from_json_dict(gate.to_json_dict()) == gate
     with pytest.raises(ValueError, match="min_top_k_accuracy"):
         GateConfig(min_top_k_accuracy=1.5)
+    with pytest.raises(ValueError, match="max_lift_decrease=-0.1"):
+        GateConfig(max_lift_decrease=-0.1)
     with pytest.raises(ValueError, match="unknown GateConfig field"):
         GateConfig.from_json_dict({"max_rmse": 1.0, "oops": 2})
 

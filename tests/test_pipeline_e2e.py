@@ -77,7 +77,7 @@ def logs_file_for(tmp):
         "rmse_margin": -0.5,
         "top_k_margin": -0.9,
         "max_rmse_increase": 0.05,
-        "max_accuracy_decrease": 0.05,
+        "max_lift_decrease": 0.25,
     }
     path = os.path.join(tmp, "logs.yaml")
     with open(path, "w") as f:
@@ -299,7 +299,7 @@ def test_worse_model_is_not_pushed_and_served_version_stays(first_run):
     worse = dataclasses.replace(
         config,
         model=dataclasses.replace(config.model, epochs=1, learning_rate=1e-5),
-        gate=dataclasses.replace(config.gate, max_rmse_increase=0.0, max_accuracy_decrease=0.0),
+        gate=dataclasses.replace(config.gate, max_rmse_increase=0.0, max_lift_decrease=0.0),
     )
     run(worse, tmp)
     with metadata.Metadata(connection) as m:

@@ -6,8 +6,17 @@ same eval events: the candidate's RMSE must be lower than the mean + damped
 biases model's by `rmse_margin` (relative), and its top-K hit rate higher than
 the most-popular-unseen list's by `top_k_margin` (relative). Against the last
 blessed model (TFMA change thresholds) it may lose at most `max_rmse_increase`
-RMSE and `max_accuracy_decrease` top-K. Absolute floors exist but are off by
-default: a number set on one data set is no gate for another.
+RMSE and `max_lift_decrease` top-K lift.
+
+The top-K comparison is on lift, not on raw hit rates: each model ranks with
+its own training pairs excluded, so two models trained on different windows
+score the same eval event under different exclusions (an item the user met
+after the older model's window is a miss for the newer model and may be a hit
+for the older one). A model's hit rate and its popular list's share one
+exclusion set, so their ratio compares across windows; on one window (same
+exclusions, same popular list) a lift change is the hit-rate change divided by
+the popular list's hit rate. Absolute floors exist but are off by default: a
+number set on one data set is no gate for another.
 """
 
 from __future__ import annotations
@@ -45,7 +54,9 @@ class GateConfig(jsonable.JsonDataclass):
         max_rmse: Optional absolute ceiling on RMSE (None: off).
         min_top_k_accuracy: Optional absolute floor on the top-K hit rate (None: off).
         max_rmse_increase: Allowed RMSE increase over the last blessed model.
-        max_accuracy_decrease: Allowed top-K hit rate decrease below it.
+        max_lift_decrease: Allowed decrease of `top_K_lift` below the last blessed
+            model's (0.05: the candidate's advantage over its popular list may
+            shrink by 5% of that list's hit rate).
         split: Examples split evaluated.
         require_baseline: When a blessed baseline exists but neither it nor the
             served model can be evaluated (e.g. its files were deleted), the
@@ -61,7 +72,7 @@ class GateConfig(jsonable.JsonDataclass):
     max_rmse: float | None = None
     min_top_k_accuracy: float | None = None
     max_rmse_increase: float = 0.01
-    max_accuracy_decrease: float = 0.01
+    max_lift_decrease: float = 0.05
     split: str = EVAL
     require_baseline: bool = True
 
@@ -70,10 +81,10 @@ class GateConfig(jsonable.JsonDataclass):
             raise ValueError(f"max_rmse must be positive or None, got {self.max_rmse}")
         if self.min_top_k_accuracy is not None and not 0 <= self.min_top_k_accuracy <= 1:
             raise ValueError(f"min_top_k_accuracy must be in [0, 1], got {self.min_top_k_accuracy}")
-        if self.max_rmse_increase < 0 or self.max_accuracy_decrease < 0:
+        if self.max_rmse_increase < 0 or self.max_lift_decrease < 0:
             raise ValueError(
-                "allowed changes must be >= 0, got "
-                f"{self.max_rmse_increase}, {self.max_accuracy_decrease}"
+                "allowed changes must be >= 0, got max_rmse_increase="
+                f"{self.max_rmse_increase}, max_lift_decrease={self.max_lift_decrease}"
             )
 
     def thresholds(self, k: int) -> dict[str, tfma.MetricThreshold]:
@@ -85,27 +96,28 @@ class GateConfig(jsonable.JsonDataclass):
                 **{key: {"value": v} for key, v in bounds.items() if v is not None}
             )
 
-        hit_rate = f"top_{k}_hit_rate"
         out = {
             "rmse_lift": tfma.MetricThreshold(value_threshold=value(lower=self.rmse_margin)),
-            f"top_{k}_lift": tfma.MetricThreshold(value_threshold=value(lower=self.top_k_margin)),
+            f"top_{k}_lift": tfma.MetricThreshold(
+                value_threshold=value(lower=self.top_k_margin),
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -self.max_lift_decrease},
+                ),
+            ),
             "rmse": tfma.MetricThreshold(
                 change_threshold=tfma.GenericChangeThreshold(
                     direction=tfma.MetricDirection.LOWER_IS_BETTER,
                     absolute={"value": self.max_rmse_increase},
                 )
             ),
-            hit_rate: tfma.MetricThreshold(
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={"value": -self.max_accuracy_decrease},
-                )
-            ),
         }
         if self.max_rmse is not None:
             out["rmse"].value_threshold.CopyFrom(value(upper=self.max_rmse))
         if self.min_top_k_accuracy is not None:
-            out[hit_rate].value_threshold.CopyFrom(value(lower=self.min_top_k_accuracy))
+            out[f"top_{k}_hit_rate"] = tfma.MetricThreshold(
+                value_threshold=value(lower=self.min_top_k_accuracy)
+            )
         return out
 
     def eval_config(self, k: int) -> tfma.EvalConfig:
