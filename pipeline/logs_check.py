@@ -28,15 +28,14 @@ def check_data(path: str, data_root: str, require_schema: bool = True) -> None:
         LogsFileError: naming the logs file, the key, and the data file.
     """
     ingest = IngestSpec.from_json_dict(load(path, require_schema)["ingest"])
-    where = path
     span = None
     if ingest.spans is not None:
         try:
             spans = available_spans(data_root, ingest)
         except ValueError as e:
-            raise _fail(where, "logs", str(e)) from e
+            raise _fail(path, "logs", str(e)) from e
         if not spans:
-            raise _fail(where, "logs", f"no span that every log holds under {data_root}")
+            raise _fail(path, "logs", f"no span that every log holds under {data_root}")
         span = spans[-1]
 
     def resolve(pattern: str) -> str:
@@ -49,12 +48,12 @@ def check_data(path: str, data_root: str, require_schema: bool = True) -> None:
         if not files:
             if log.optional:
                 continue
-            raise _fail(where, f"logs[{i}].file", f"no file matches {resolve(log.file)!r}")
-        _check_columns(where, f"logs[{i}].columns", files[0], log.required_columns, log)
+            raise _fail(path, f"logs[{i}].file", f"no file matches {resolve(log.file)!r}")
+        _check_columns(path, f"logs[{i}].columns", files[0], log.required_columns, log)
     catalog = ingest.catalog
     if catalog.format != "bigquery":
         _check_columns(
-            where, "catalog.columns", resolve(catalog.file), catalog.required_columns, catalog
+            path, "catalog.columns", resolve(catalog.file), catalog.required_columns, catalog
         )
 
 
