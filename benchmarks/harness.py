@@ -127,6 +127,39 @@ class RunData:
         )
 
 
+def served_outputs(model_dir: str, raw_pattern: str) -> dict[str, np.ndarray]:
+    """The `evaluate` signature's outputs for every raw event under `raw_pattern`, in file order.
+
+    `evaluate` gives each event exactly the inputs `retrieve` and `rate` get for
+    its user, so these are the served figures.
+    """
+    from contracts import names
+
+    evaluate = tf.saved_model.load(model_dir).signatures[names.EVALUATE]
+    parts: dict[str, list] = {}
+    files = sorted(tf.io.gfile.glob(raw_pattern))
+    for records in tf.data.TFRecordDataset(files, "GZIP").batch(1024):
+        for key, value in evaluate(**{names.EXAMPLES_INPUT: records}).items():
+            parts.setdefault(key, []).append(value.numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def served_figures(outputs: dict[str, np.ndarray], ks=(10, 100)) -> dict[str, float]:
+    """Hit rates at each K, RMSE, and the trivial baselines' of `served_outputs`."""
+    from contracts import names
+
+    counted = outputs[names.RETRIEVAL_WEIGHT_OUTPUT] > 0
+    rated = outputs[names.RATING_WEIGHT_OUTPUT] > 0
+    label = outputs[names.RATING_LABEL_OUTPUT][rated].astype(np.float64)
+    out = {}
+    for k in ks:
+        out[f"top_{k}"] = float(np.mean(outputs[names.RANK_OUTPUT][counted] <= k))
+        out[f"popular_top_{k}"] = float(np.mean(outputs[names.POPULAR_RANK_OUTPUT][counted] <= k))
+    for key, output in (("rmse", names.RATING_OUTPUT), ("bias_rmse", names.BIAS_RATING_OUTPUT)):
+        out[key] = float(np.sqrt(np.mean((outputs[output][rated] - label) ** 2)))
+    return out
+
+
 def keep_ratings(percent: int, seed: int = 42) -> training.EventMap:
     """Hides the ratings of all but `percent`% of rated events (a seeded pair hash).
 

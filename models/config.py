@@ -213,6 +213,10 @@ class ModelConfig(jsonable.JsonDataclass):
         user_dropout: Share of training events whose user id is hidden (the OOV
             id), so the model learns to answer a new user from their history.
         retrieval_weight: Weight of the retrieval loss (0 disables the task's gradient).
+        sampling_correction: Exponent of the item sampling probability in the
+            in-batch softmax's logQ correction: 1 corrects fully for popular items
+            being frequent negatives, 0 not at all (popular items then score
+            higher, as they are consumed more often).
         rating_weight: Weight of the rating loss (0 disables the task's gradient).
         dcn: Shape of the rating tower.
         epochs: Most passes over the training events (early stopping may stop sooner).
@@ -261,6 +265,7 @@ class ModelConfig(jsonable.JsonDataclass):
     history_length: int = 20
     user_dropout: float = 0.1
     retrieval_weight: float = 1.0
+    sampling_correction: float = 1.0
     rating_weight: float = 1.0
     dcn: DCNConfig = DCNConfig()
     epochs: int = 10
@@ -307,7 +312,7 @@ class ModelConfig(jsonable.JsonDataclass):
                 f"history_length and patience must be >= 0, got {self.history_length}, "
                 f"{self.patience}"
             )
-        for name in ("user_dropout", "final_learning_share"):
+        for name in ("user_dropout", "final_learning_share", "sampling_correction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0 < self.warm_start_learning_share <= 1:

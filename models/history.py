@@ -5,9 +5,9 @@ timestamp (no event sees itself, a tie or the future), most recent last,
 encoded as item index + 1 with 0 padding on the left (`F.HISTORY`). Training
 builds it for every training event from the training events alone
 (`event_histories`); a served model keeps every user's training events sorted
-by time (`UserHistories`) to give an evaluated event the history it had, or a
-request the user's latest items, to which a request may add items the user
-consumed since training.
+by time (`UserHistories`) to give every request, and every evaluated event, the
+user's latest items, to which a request may add items the user consumed since
+training.
 """
 
 from __future__ import annotations

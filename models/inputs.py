@@ -1,12 +1,16 @@
 """The Trainer's datasets: training events with their histories, the early-stopping holdout, eval.
 
-Each training event gets its history (`models.history.event_histories`, from the
-training events strictly before it) as an aligned feature, so shuffling keeps
-event and history together. A seeded pair-hash share of the training events
-(`ModelConfig.holdout_percent`) is held out to decide when to stop (never the
-evaluation split), and a seeded share of the rest has its user id hidden
+Every event is given exactly the history a served model would read for it. A
+fitted event gets the user's items strictly before it (what `retrieve` read at
+that moment; `models.history.event_histories`), so shuffling keeps event and
+history together. Each user's latest training pairs (`ModelConfig.holdout_percent`,
+the rule of `contracts.holdout`) are held out to decide when to stop (never the
+evaluation split): they stand for what comes after training, so they get the
+user's latest fitted items, as `retrieve` would serve them. Evaluation events
+get the user's latest training items, exactly what the exported model serves.
+A seeded share of the fitted events has its user id hidden
 (`ModelConfig.user_dropout`) so that the query tower learns to answer from the
-history alone. Evaluation events get the history the training events gave them.
+history alone.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from contracts.hashing import pair_buckets
+from contracts.holdout import latest_pairs
 from models import features as F
 from models.config import ModelConfig
 from models.data import (
@@ -41,7 +45,8 @@ class TrainingInputs:
 
     Attributes:
         fit: Shuffled training events (holdout left out), weighted per task.
-        holdout: The held-out training events (None without early stopping).
+        holdout: The held-out training events (None without early stopping, or
+            when no user has enough pairs to hold one out).
         evaluation: The evaluation split, with the histories training gives it.
         fit_events: Events in one pass over `fit`.
         fit_after: Only events after this time are fitted (None: every event).
@@ -66,6 +71,47 @@ def event_columns(
     if F.TIMESTAMP not in columns:
         columns[F.TIMESTAMP] = np.zeros_like(columns[F.USER_IDX])
     return columns
+
+
+def latest_histories(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    query_users: np.ndarray,
+    length: int,
+) -> np.ndarray:
+    """Each query user's last `length` items among the given events; int64 [Q, length].
+
+    What a served model reads for a known user without request history
+    (`models.history.UserHistories.latest` over the same events).
+    """
+    latest = np.full(len(query_users), np.iinfo(np.int64).max)
+    return histories_before(users, items, times, query_users, latest, length)
+
+
+def served_histories(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, known: np.ndarray, length: int
+) -> np.ndarray:
+    """The history a served model gives each training event; int64 [E, length].
+
+    Args:
+        users: [E] user index of each training event.
+        items: [E] item index.
+        times: [E] event time.
+        known: [E] bool, the events the model learns from (not held out).
+        length: History length H.
+
+    Returns:
+        A known event: the user's known items strictly before it. A held-out
+        event (what comes after training): the user's latest known items.
+    """
+    out = np.zeros((len(users), length), np.int64)
+    out[known] = event_histories(users[known], items[known], times[known], length)
+    if (~known).any():
+        out[~known] = latest_histories(
+            users[known], items[known], times[known], users[~known], length
+        )
+    return out
 
 
 def rehearsal(older: np.ndarray, new_events: int, config: ModelConfig) -> np.ndarray:
@@ -117,15 +163,16 @@ def training_inputs(
     users, items, times = (train[c] for c in EVENT_COLUMNS)
     n = len(users)
     rng = np.random.default_rng(config.seed)
-    aligned = {
-        HOLDOUT: (
-            pair_buckets(users, items, config.seed) < config.holdout_percent
-            if config.early_stopping
-            else np.zeros(n, bool)
-        ),
-        DROP: rng.random(n) < config.user_dropout,
-    }
-    fitted = ~aligned[HOLDOUT]
+    held = np.zeros(n, bool)
+    if config.early_stopping:
+        held = latest_pairs(users, items, times, config.holdout_percent)
+        if not held.any():
+            logging.warning(
+                "no user has enough training pairs to hold out %d%%: no early stopping",
+                config.holdout_percent,
+            )
+    aligned = {HOLDOUT: held, DROP: rng.random(n) < config.user_dropout}
+    known = fitted = ~held
     if fit_after is not None:
         recent = fitted & (times > fit_after)
         if recent.sum() >= config.batch_size:
@@ -140,7 +187,7 @@ def training_inputs(
             fit_after = None
     aligned[FIT] = fitted
     if config.history_length:
-        aligned[F.HISTORY] = event_histories(users, items, times, config.history_length)
+        aligned[F.HISTORY] = served_histories(users, items, times, known, config.history_length)
     num_users = tf_transform_output.vocabulary_size_by_name(F.USER_VOCAB)
 
     def finish(dataset, drop_users: bool):
@@ -156,7 +203,7 @@ def training_inputs(
         if map_events:
             dataset = dataset.map(map_events)
         dataset = with_task_events(dataset, config.events)
-        return with_item_probability(dataset, item_probabilities)
+        return with_item_probability(dataset, item_probabilities**config.sampling_correction)
 
     fit = read_transformed(
         train_pattern,
@@ -168,26 +215,21 @@ def training_inputs(
         keep=lambda extra: extra[FIT],
     )
     holdout = None
-    if config.early_stopping:
-        held = read_transformed(
+    if held.any():
+        held_out = read_transformed(
             train_pattern,
             tf_transform_output,
             SCAN_BATCH,
             aligned=aligned,
             keep=lambda e: e[HOLDOUT],
         )
-        holdout = finish(held, drop_users=False)
+        holdout = finish(held_out, drop_users=False)
     evaluation_aligned = None
     if config.history_length:
         evaluated = event_columns(eval_pattern, tf_transform_output)
         evaluation_aligned = {
-            F.HISTORY: histories_before(
-                users,
-                items,
-                times,
-                evaluated[F.USER_IDX],
-                evaluated[F.TIMESTAMP],
-                config.history_length,
+            F.HISTORY: latest_histories(
+                users, items, times, evaluated[F.USER_IDX], config.history_length
             )
         }
     evaluation = read_transformed(

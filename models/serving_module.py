@@ -7,7 +7,10 @@ Signatures (names in `contracts.names`):
     rate(user_id: string[B], item_id: string[B]) -> rating float[B].
     evaluate(examples: string[B] serialized raw events) -> per event: the
         item's rank (training items excluded, and not), the predicted rating,
-        the trivial baselines' answers, the label and the task weights.
+        the trivial baselines' answers, the label and the task weights. The
+        event is scored with exactly the inputs `retrieve` and `rate` get for
+        its user: the user's latest training items as history, whatever the
+        event's time.
     eval_features(examples) -> the evaluation's slice features per event.
     serving_default = retrieve.
 
@@ -16,8 +19,10 @@ an item the user is known to have interacted with (training and evaluation
 events) unless fewer than k other items are left; those come last with score
 float32.min. `evaluate` ranks an event's item among the catalogue with only the
 *training* pairs excluded (rank 1 = first; catalogue size + 1 when the item
-cannot be retrieved), so a hit at K is `rank <= K`, exactly what
-`retrieve(user, K)` would have returned at training time. Unknown users get the
+cannot be retrieved), so a hit at K is `rank <= K`: the item is in what
+`retrieve(user, K)` serves once the user's evaluation items are no longer
+excluded (1 + the items `retrieve_with_seen` ranks above it, training items
+left out). Unknown users get the
 training data's most popular items (scores: each item's share of training
 events), and `rate` answers them with the activity-weighted mean user. Ratings
 are clipped to the schema's rating range. Unknown items in `rate` use the item
@@ -129,26 +134,21 @@ class ServingModule(tf.Module):
             default_value=n,
         )
 
-    def _users(
-        self, user_id: tf.Tensor, times: tf.Tensor | None = None, recent_rows=None
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+    def _users(self, user_id: tf.Tensor, recent_rows=None) -> tuple[tf.Tensor, tf.Tensor]:
         """(query embeddings [B, d], user indices [B]) of raw user ids.
+
+        The one place a query is built, for every signature: the history is the
+        user's latest training items, then the items a request brings.
 
         Args:
             user_id: [B] raw ids.
-            times: [B] event times: the history is the training events before them;
-                None: the user's latest training events.
             recent_rows: Ragged [B, (r)] catalogue rows a request adds to the history.
         """
         raw = as_raw_feature(tf.strings.strip(user_id), self._raw_spec[F.USER_ID])
         features = dict(self.tft_layer({F.USER_ID: raw}))
         users = features[F.USER_IDX]
         if self.histories is not None:
-            stored = (
-                self.histories.latest(users)
-                if times is None
-                else self.histories.before(users, times)
-            )
+            stored = self.histories.latest(users)
             if recent_rows is not None:
                 recent = tf.gather(self.row_item_idx, recent_rows) + 1
                 stored = tf.concat([stored, recent], axis=1)
@@ -291,13 +291,12 @@ class ServingModule(tf.Module):
         return {names.RATING_OUTPUT: self._rate(queries, users, rows)}
 
     def _events(self, examples: tf.Tensor):
-        """(user_id, item_id, event_type, rating label, has_rating, time) [B] of raw events."""
-        wanted = (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING, F.TIMESTAMP)
+        """(user_id, item_id, event_type, rating label, has_rating) [B] of raw events."""
+        wanted = (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE, F.RATING)
         parsed = tf.io.parse_example(examples, {k: self._raw_spec[k] for k in wanted})
         user_id, item_id, event_type = (first_value(parsed[k], b"")[0] for k in wanted[:3])
         label, has_rating = first_value(parsed[F.RATING], 0.0)
-        times, _ = first_value(parsed[F.TIMESTAMP], tf.constant(0, tf.int64))
-        return user_id, item_id, event_type, label, has_rating, times
+        return user_id, item_id, event_type, label, has_rating
 
     @staticmethod
     def _is_one_of(values: tf.Tensor, allowed: tf.Tensor) -> tf.Tensor:
@@ -311,8 +310,8 @@ class ServingModule(tf.Module):
     )
     def evaluate(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         """Per event: the item's ranks and rating, the trivial baselines', label and weights."""
-        user_id, item_id, event_type, label, has_rating, times = self._events(examples)
-        queries, users = self._users(user_id, times=times)
+        user_id, item_id, event_type, label, has_rating = self._events(examples)
+        queries, users = self._users(user_id)
         rows = self.item_rows.lookup(tf.strings.strip(item_id))
         missed = tf.constant(self.num_items + 1, tf.int64)
         target = tf.reduce_sum(queries * tf.gather(self.item_embeddings, rows), axis=1)

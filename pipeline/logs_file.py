@@ -29,7 +29,7 @@ a new data set takes a file, not code. The shipped presets are such files
       categorical?: [{column: genres, separator: "|", empty: ""} | {flags: [a, b]}]
       text?: [description]      # more text, tokenised with the title
     features?: {title_year: false}   # a "(1995)" at the end of titles -> year buckets
-    split?: {eval_percent: 20, seed: 42}
+    split?: {by: temporal, eval_percent: 20, seed: 42}   # by: temporal | pair_hash
     spans?: {window: 14, holdout: 1, drift_blocks: false}
     max_unknown_item_share?: 0.5
     model?: {...ModelConfig fields but events}
@@ -287,9 +287,11 @@ def _fields(raw: dict, require_schema: bool) -> dict[str, Any]:
     evaluated = [t for _, _, _, evaluate in parsed for t, on in evaluate.items() if on]
     if not rated:
         raise _fail(where, "logs", "no log feeds the rating task (rating: true on a rated log)")
-    split = _mapping(raw.get("split") or {}, where, "split", {"eval_percent", "seed"})
+    split = _mapping(raw.get("split") or {}, where, "split", {"by", "eval_percent", "seed"})
     for key, value in split.items():
-        _typed(value, int, where, f"split.{key}")
+        _typed(value, str if key == "by" else int, where, f"split.{key}")
+    if "by" in split:
+        split["split_by"] = split.pop("by")
     spans = raw.get("spans")
     if spans is not None:
         for key, value in _mapping(

@@ -321,3 +321,46 @@ def test_the_same_logs_give_the_same_examples_in_the_same_order(tmp_path):
         )
     assert len(runs[0][TRAIN]) + len(runs[0][EVAL]) == 300 * 5 + 300
     assert runs[0] == runs[1]
+
+
+def _events_of(examples):
+    return [
+        (
+            e.features.feature[F.USER_ID].bytes_list.value[0].decode(),
+            e.features.feature[F.ITEM_ID].bytes_list.value[0].decode(),
+            e.features.feature[F.TIMESTAMP].int64_list.value[0],
+        )
+        for e in examples
+    ]
+
+
+def test_snapshot_eval_split_is_each_users_latest_pairs(tmp_path):
+    """The default split: every user's eval events come after all their training pairs."""
+    movies = "movieId,title,genres\n" + "".join(f"{i},M{i},Drama\n" for i in range(1, 13))
+    rows = [(u, 1 + (u + i) % 12, 1000 * u + 10 * i) for u in range(20) for i in range(10)]
+    rows += [(u, 1 + u % 12, 1000 * u + 500) for u in range(20)]  # a repeat of the first pair
+    ratings = "userId,movieId,rating,timestamp\n" + "".join(f"{u},{m},4,{t}\n" for u, m, t in rows)
+    splits = generate(tmp_path, {"movies.csv": movies, "ratings.csv": ratings}, SPEC)
+    train, evaluation = _events_of(splits[TRAIN]), _events_of(splits[EVAL])
+    assert len(train) + len(evaluation) == len(rows)
+    assert {(u, i) for u, i, _ in train}.isdisjoint({(u, i) for u, i, _ in evaluation})
+    for user in {u for u, _, _ in train}:
+        held = sorted(t for u, _, t in evaluation if u == user)
+        first = {}
+        for u, i, t in train:
+            if u == user:
+                first[i] = min(t, first.get(i, t))
+        assert len(held) == 2  # 20% of 10 pairs
+        assert held[0] > max(first.values())
+
+
+def test_pair_hash_split_is_still_available(tmp_path):
+    ratings = "userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{1 + u % 2},4,{u}\n" for u in range(400)
+    )
+    spec = IngestSpec(logs=(RATINGS,), catalog=CATALOG, split_by="pair_hash")
+    splits = generate(tmp_path, {"movies.csv": MOVIES, "ratings.csv": ratings}, spec)
+    expected = sum(events.split_of(str(u), str(1 + u % 2), 42, 20) for u in range(400))
+    assert len(splits[EVAL]) == expected > 0
+    with pytest.raises(ValueError, match="split_by must be one of"):
+        IngestSpec(logs=(RATINGS,), catalog=CATALOG, split_by="random")

@@ -13,7 +13,6 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
-from components.multilog_example_gen.events import split_of
 from contracts.names import CATALOG, EVAL, MODEL_CONFIG_KEY, TRAIN, TUNING_CONFIG_KEY
 from models.config import TuningConfig
 from models.entrypoints import tuner_fn
@@ -105,18 +104,41 @@ def run(config, tmp):
     return connection
 
 
-def slice_events(config, split=None):
-    """(user, item) of every event of the slice, of one split (0 train, 1 eval) if given."""
-    ingest, events = config.ingest, []
+def slice_events(config):
+    """(user, item) of every event of the slice."""
+    events = []
     for name in ("ratings.csv", "tags.csv"):
         with open(os.path.join(DATA, name), newline="") as f:
             for r in csv.DictReader(f):
-                if int(r["userId"]) > MAX_USER:
-                    continue
-                pair = (r["userId"], r["movieId"])
-                if split is None or split_of(*pair, ingest.seed, ingest.eval_percent) == split:
-                    events.append(pair)
+                if int(r["userId"]) <= MAX_USER:
+                    events.append((r["userId"], r["movieId"]))
     return events
+
+
+def split_records(connection, split):
+    """Serialized raw events of one split of the first run's ExampleGen output."""
+    with metadata.Metadata(connection) as m:
+        produced = [
+            a for a in m.store.get_artifacts_by_type("Examples") if "MultiLogExampleGen" in a.uri
+        ]
+    first = min(produced, key=lambda a: a.id)
+    files = sorted(tf.io.gfile.glob(os.path.join(first.uri, f"Split-{split}", "*")))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def split_events(connection, split):
+    """(user, item, time) of every event of one split of the first run."""
+    out = []
+    for record in split_records(connection, split):
+        feature = tf.train.Example.FromString(record).features.feature
+        out.append(
+            (
+                feature["user_id"].bytes_list.value[0].decode(),
+                feature["item_id"].bytes_list.value[0].decode(),
+                feature["timestamp"].int64_list.value[0],
+            )
+        )
+    return out
 
 
 def known_items(user, config):
@@ -211,7 +233,7 @@ def test_pushed_model_answers_raw_requests(first_run):
 
 
 def test_serving_edge_cases_get_defined_answers(first_run):
-    _, config, _ = first_run
+    _, config, connection = first_run
     version = pushed_versions(config)[0]
     loaded = tf.saved_model.load(os.path.join(config.serving_root, config.model_name, version))
     retrieve, rate = loaded.signatures["retrieve"], loaded.signatures["rate"]
@@ -219,7 +241,7 @@ def test_serving_edge_cases_get_defined_answers(first_run):
     assert unknown.shape == (2, 10)
     assert unknown.numpy()[0].tolist() == unknown.numpy()[1].tolist()  # both: the OOV user
     # Unknown users get the training events' most popular items.
-    counts = collections.Counter(item for _, item in slice_events(config, split=0))
+    counts = collections.Counter(item for _, item, _ in split_events(connection, TRAIN))
     served = [counts[i.decode()] for i in unknown.numpy()[0]]
     assert served == sorted(counts.values(), reverse=True)[:10]
     with open(os.path.join(DATA, "movies.csv"), newline="") as f:
@@ -244,6 +266,65 @@ def test_serving_edge_cases_get_defined_answers(first_run):
     assert ratings[3] not in ratings[:3].tolist()
     with pytest.raises(tf.errors.InvalidArgumentError, match="must align"):
         rate(user_id=tf.constant([b"1", b"2"]), item_id=tf.constant([b"1"]))
+
+
+def test_eval_split_is_each_users_future(first_run):
+    _, _, connection = first_run
+    train, evaluation = split_events(connection, TRAIN), split_events(connection, EVAL)
+    assert evaluation and {(u, i) for u, i, _ in train}.isdisjoint(
+        {(u, i) for u, i, _ in evaluation}
+    )
+    first_seen = {}
+    for u, i, t in train:
+        first_seen[u, i] = min(t, first_seen.get((u, i), t))
+    latest_train_pair = collections.defaultdict(int)
+    for (u, _), t in first_seen.items():
+        latest_train_pair[u] = max(latest_train_pair[u], t)
+    assert all(t > latest_train_pair[u] for u, _, t in evaluation)
+
+
+def test_the_gate_ranks_what_retrieve_serves(first_run):
+    """Every eval event of a known user: the Evaluator's rank (the `evaluate`
+    signature TFMA calls) is 1 + the items `retrieve` ranks above the event's
+    item, leaving out only the user's training items. An Evaluator that built
+    any input serving does not (a history from the event's time, another
+    exclusion) moves these ranks."""
+    _, config, connection = first_run
+    version = pushed_versions(config)[0]
+    loaded = tf.saved_model.load(os.path.join(config.serving_root, config.model_name, version))
+    records = split_records(connection, EVAL)
+    ranks = loaded.signatures["evaluate"](examples=tf.constant(records))["rank"].numpy()
+    trained = collections.defaultdict(set)
+    for u, i, _ in split_events(connection, TRAIN):
+        trained[u].add(i)
+    with open(os.path.join(DATA, "movies.csv"), newline="") as f:
+        catalogue_size = sum(1 for _ in csv.DictReader(f))
+    users = sorted(trained)
+    served = loaded.signatures["retrieve_with_seen"](
+        user_id=tf.constant(users), k=tf.constant(catalogue_size)
+    )
+    lists = {
+        u: ([i.decode() for i in ids], scores)
+        for u, ids, scores in zip(
+            users, served["item_ids"].numpy(), served["scores"].numpy(), strict=True
+        )
+    }
+    compared = exact = 0
+    for (user, item, _), rank in zip(split_events(connection, EVAL), ranks, strict=True):
+        ids, scores = lists[user]
+        if item not in ids:
+            assert rank == catalogue_size + 1
+            continue
+        kept = [(i, s) for i, s in zip(ids, scores, strict=True) if i not in trained[user]]
+        position = [i for i, _ in kept].index(item)
+        score = kept[position][1]
+        # Ties between float scores computed in two graphs may order either way.
+        above = sum(s > score + 1e-4 for _, s in kept)
+        at_most = sum(s > score - 1e-4 for _, s in kept)
+        assert above + 1 <= rank <= at_most, (user, item, rank, position + 1)
+        exact += rank == position + 1
+        compared += 1
+    assert compared > 100 and exact >= 0.95 * compared
 
 
 def test_scann_twin_agrees_with_brute_force(first_run):

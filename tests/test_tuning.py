@@ -59,47 +59,68 @@ def test_tuning_config_validates():
         TuningConfig(rating_weights=())
 
 
-def test_holdout_splits_pairs_disjointly_and_completely(tmp_path):
-    """The Trainer's (and Tuner's) holdout of training events, by pair hash, with histories."""
-    rows = [testlib.event_row(f"u{n % 17}", f"i{n % 23}", timestamp=n) for n in range(200)]
+def _holdout_world(tmp_path):
+    rows = [
+        testlib.event_row(f"u{n % 17}", f"i{n % 23}", rating=4.0, timestamp=n) for n in range(200)
+    ]
     transformed, output = testlib.run_transform(rows)
     path = testlib.write_transformed(transformed, output, str(tmp_path / "events.gz"))
+    users = {v.decode(): i for i, v in enumerate(output.vocabulary_by_name(F.USER_VOCAB))}
+    items = {v.decode(): i for i, v in enumerate(output.vocabulary_by_name(F.ITEM_VOCAB))}
+    events = [(users[f"u{n % 17}"], items[f"i{n % 23}"], n) for n in range(200)]
+    return output, path, events
+
+
+def _pairs(dataset):
+    out, users = set(), []
+    for batch in dataset:
+        out |= set(zip(batch[F.USER_IDX].numpy(), batch[F.ITEM_IDX].numpy(), strict=True))
+        users.extend(batch[F.USER_IDX].numpy())
+    return out, users
+
+
+def _latest_pairs(events, percent):
+    """Hand-computed rule: each user's round(percent% of pairs) latest, by first event."""
+    first = {}
+    for u, i, t in events:
+        first.setdefault((u, i), t)
+    held = set()
+    for user in {u for u, _ in first}:
+        mine = sorted((t, i) for (u, i), t in first.items() if u == user)
+        count = min(int(len(mine) * percent / 100 + 0.5), len(mine) - 1)
+        held |= {(user, i) for _, i in mine[len(mine) - count :]} if count else set()
+    return held
+
+
+def test_holdout_is_each_users_latest_pairs_with_served_histories(tmp_path):
+    """The Trainer's early-stopping holdout: each user's latest training pairs, given
+    the history a served model would read (the user's latest fitted items)."""
+    output, path, events = _holdout_world(tmp_path)
     config = ModelConfig(holdout_percent=20, history_length=3, user_dropout=0.25, batch_size=50)
     inputs = training_inputs(config, output, path, path, np.full(24, 1 / 24, np.float32))
-
-    def pairs(dataset):
-        out, users = set(), []
-        for batch in dataset:
-            out |= set(zip(batch[F.USER_IDX].numpy(), batch[F.ITEM_IDX].numpy(), strict=True))
-            users.extend(batch[F.USER_IDX].numpy())
-            assert batch[F.HISTORY].shape[1] == 3
-        return out, users
-
-    (held, _), (fit, fit_users) = pairs(inputs.holdout), pairs(inputs.fit)
+    (held, _), (fit, fit_users) = _pairs(inputs.holdout), _pairs(inputs.fit)
     oov = output.vocabulary_size_by_name(F.USER_VOCAB)
     fit = {(u, i) for u, i in fit if u != oov}  # the users dropout hid
+    assert held == _latest_pairs(events, 20)
     assert not held & fit
-    assert 0 < len(held) < len(fit)
     assert 0.1 < np.mean(np.array(fit_users) == oov) < 0.4  # about a quarter hidden
     assert inputs.fit_events + sum(len(b[F.USER_IDX]) for b in inputs.holdout) == 200
-    # Each event's history is its user's earlier items: event n's user u = n % 17 had
-    # the items of events n - 17, n - 34, ... (item index + 1, newest last).
-    vocab = {v.decode(): i for i, v in enumerate(output.vocabulary_by_name(F.ITEM_VOCAB))}
     for batch in inputs.holdout:
-        for item, user, history in zip(
-            batch[F.ITEM_IDX].numpy(),
-            batch[F.USER_IDX].numpy(),
-            batch[F.HISTORY].numpy(),
-            strict=True,
-        ):
-            events = [
-                n
-                for n in range(200)
-                if f"u{n % 17}" == output.vocabulary_by_name(F.USER_VOCAB)[user].decode()
-            ]
-            n = next(n for n in events if vocab[f"i{n % 23}"] == item)
-            earlier = [vocab[f"i{m % 23}"] + 1 for m in events if m < n][-3:]
-            assert history.tolist()[3 - len(earlier) :] == earlier
+        for user, history in zip(batch[F.USER_IDX].numpy(), batch[F.HISTORY].numpy(), strict=True):
+            known = [i + 1 for u, i, _ in events if u == user and (u, i) not in held]
+            assert history.tolist() == known[-3:]
+
+
+def test_tuner_validation_is_each_users_latest_pairs(tmp_path):
+    from models import training
+    from models.tuning import tuning_datasets
+
+    output, path, events = _holdout_world(tmp_path)
+    setup = training.prepare(output, path, path)
+    _, validation = tuning_datasets(
+        ModelConfig(history_length=2), TuningConfig(validation_percent=30), output, path, setup
+    )
+    assert _pairs(validation)[0] == _latest_pairs(events, 30)
 
 
 def test_tuner_feeds_the_trainer_when_enabled(tmp_path):

@@ -1,9 +1,11 @@
 """Beam executor that unifies several feedback logs into one event stream.
 
 Each log row becomes one `tf.train.Example` event (user, item, event type,
-timestamp, optional rating) joined with its item's catalogue features. Events
-are split into train/eval by a seeded hash of the (user, item) pair, so every
-event of a pair lands in the same split and no pair leaks from eval into train.
+timestamp, optional rating) joined with its item's catalogue features. A
+snapshot's events are split into train/eval by (user, item) pair, so every event
+of a pair lands in the same split and no pair leaks from eval into train: each
+user's latest pairs (`contracts.holdout`, the default) or a seeded pair hash
+(`IngestSpec.split_by`).
 The catalogue becomes its own `catalog` split: one example per item, the
 retrieval candidates. Ids follow `contracts.ids` (surrounding whitespace removed).
 
@@ -20,6 +22,7 @@ import os
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import utils as example_gen_utils
@@ -31,6 +34,7 @@ from components.multilog_example_gen.events import split_of
 from components.multilog_example_gen.read import ReadEvents, to_catalog_example
 from components.multilog_example_gen.spans import available_spans
 from components.multilog_example_gen.spec import IngestSpec
+from contracts.holdout import latest_pairs
 from contracts.names import (
     CATALOG,
     EVAL,
@@ -182,15 +186,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         }
         if spec.spans:
             serialized[EVENTS] = events
+        elif spec.split_by == "temporal":
+            serialized[TRAIN], serialized[EVAL] = events | "SplitByTime" >> TemporalSplit(
+                spec.eval_percent
+            )
         else:
             serialized[TRAIN], serialized[EVAL] = events | "SplitByPair" >> beam.Partition(
-                lambda ex, _n: split_of(
-                    ex.features.feature[F.USER_ID].bytes_list.value[0].decode(),
-                    ex.features.feature[F.ITEM_ID].bytes_list.value[0].decode(),
-                    spec.seed,
-                    spec.eval_percent,
-                ),
-                2,
+                lambda ex, _n: split_of(*_pair(ex), spec.seed, spec.eval_percent), 2
             )
         return _serialized(serialized)
 
@@ -209,6 +211,57 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 CATALOG: read[held_out[-1]][1] | "CatalogExample" >> beam.Map(to_catalog_example),
             }
         )
+
+
+def _pair(example) -> tuple[str, str]:
+    feature = example.features.feature
+    return (
+        feature[F.USER_ID].bytes_list.value[0].decode(),
+        feature[F.ITEM_ID].bytes_list.value[0].decode(),
+    )
+
+
+def _held_out_items(user_events, percent: float) -> tuple[str, frozenset[str]]:
+    user, events = user_events
+    items, times = zip(*events, strict=True)
+    items = np.asarray(items, dtype=object)
+    held = latest_pairs(np.zeros(len(items), np.int64), items, np.asarray(times), percent)
+    return user, frozenset(items[held].tolist())
+
+
+def _user_event(example) -> tuple[str, tuple[str, int]]:
+    user, item = _pair(example)
+    return user, (item, example.features.feature[F.TIMESTAMP].int64_list.value[0])
+
+
+class TemporalSplit(beam.PTransform):
+    """(train, eval) of a snapshot's events: each user's latest pairs are eval.
+
+    The rule is `contracts.holdout.latest_pairs`, applied per user; the events
+    keep the order they were read in, so the splits stay deterministic.
+
+    Args:
+        eval_percent: Share of each user's pairs held out.
+    """
+
+    def __init__(self, eval_percent: float):
+        super().__init__()
+        self.eval_percent = eval_percent
+
+    def expand(self, events):  # noqa: D102
+        held = (
+            events
+            | "UserEvent" >> beam.Map(_user_event)
+            | "ByUser" >> beam.GroupByKey()
+            | "LatestPairs" >> beam.Map(_held_out_items, self.eval_percent)
+            | "WithHeldOut" >> beam.Filter(lambda kv: bool(kv[1]))
+        )
+
+        def split(example, _n, held_out):
+            user, item = _pair(example)
+            return int(item in held_out.get(user, ()))
+
+        return events | "Partition" >> beam.Partition(split, 2, beam.pvalue.AsDict(held))
 
 
 def _read_window(exec_properties: dict[str, Any]) -> bool:

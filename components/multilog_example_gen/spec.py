@@ -255,6 +255,10 @@ class SpanConfig:
         return spans[: -self.holdout][-self.window :], spans[-self.holdout :]
 
 
+SPLIT_RULES = ("temporal", "pair_hash")
+"""How a snapshot's events are split into train and eval (`IngestSpec.split_by`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class IngestSpec(jsonable.JsonDataclass):
     """Everything the ExampleGen needs besides the data root.
@@ -262,20 +266,27 @@ class IngestSpec(jsonable.JsonDataclass):
     Attributes:
         logs: The feedback logs, at least one.
         catalog: The item catalogue.
-        eval_percent: Share of (user, item) pairs routed to the eval split, in (0, 100).
-        seed: Salt of the split hash; another seed gives another random split.
+        split_by: How a snapshot is split. "temporal" (default): each user's latest
+            `eval_percent`% of (user, item) pairs, dated by their first event, are
+            the eval split (`contracts.holdout`), so the model is judged on what
+            comes after what it learned from, as a served model is. "pair_hash":
+            a seeded hash of the pair routes it (a random split of pairs).
+        eval_percent: Share of each user's pairs (temporal) or of all pairs (pair
+            hash) routed to the eval split, in (0, 100).
+        seed: Salt of the pair hash; another seed gives another random split.
         max_unknown_item_share: Largest share of a log's events whose item may be
             missing from the catalogue (they are kept, with no title or genres);
             above it ExampleGen fails, since the logs and the catalogue then
             most likely use different ids.
         spans: Set for time-partitioned logs (every log file holds a partition
-            placeholder); None reads the logs as one snapshot, split by the pair hash.
+            placeholder); None reads the logs as one snapshot, split by `split_by`.
     """
 
     logs: tuple[LogSpec, ...]
     catalog: CatalogSpec
     eval_percent: int = 20
     seed: int = 42
+    split_by: str = "temporal"
     max_unknown_item_share: float = 0.5
     spans: SpanConfig | None = None
 
@@ -287,6 +298,8 @@ class IngestSpec(jsonable.JsonDataclass):
             raise ValueError(f"log names must be unique, got {names}")
         if not 0 < self.eval_percent < 100:
             raise ValueError(f"eval_percent must be in (0, 100), got {self.eval_percent}")
+        if self.split_by not in SPLIT_RULES:
+            raise ValueError(f"split_by must be one of {SPLIT_RULES}, got {self.split_by!r}")
         if not 0 <= self.max_unknown_item_share <= 1:
             raise ValueError(
                 f"max_unknown_item_share must be in [0, 1], got {self.max_unknown_item_share}"
