@@ -57,6 +57,13 @@ VARIANTS = {
     "embedding 128": {"embedding_dim": 128},
     "logQ correction 0.5": {"sampling_correction": 0.5},
     "no logQ correction": {"sampling_correction": 0.0},
+    "patience 2": {"patience": 2},
+    "learning rate 0.003": {"learning_rate": 0.003},
+    "batch 4096": {"batch_size": 4096},
+    "5 epochs, no early stopping": {"early_stopping": False, "epochs": 5},
+    "recency decay 0.8": {"history_decay": 0.8},
+    "recency decay 0.9, history 50": {"history_decay": 0.9, "history_length": 50},
+    "user dropout 0.5": {"user_dropout": 0.5},
 }
 
 
@@ -153,6 +160,7 @@ def main() -> None:
     parser.add_argument("--run", action="append", required=True, help="name=output_dir[,preset]")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     parser.add_argument("--name", default="served_tuning", help="results file name")
+    parser.add_argument("--seed", type=int, help="ModelConfig.seed of every variant")
     args = parser.parse_args()
     results = {}
     for spec in args.run:
@@ -167,6 +175,8 @@ def main() -> None:
             for variant, changes in VARIANTS.items():
                 if args.only and variant not in args.only:
                     continue
+                if args.seed is not None:
+                    changes = {**changes, "seed": args.seed}
                 results[name][variant] = score(dataclasses.replace(base, **changes), cut, tmp)
                 print(variant, results[name][variant], flush=True)
     write_results(args.name, results, table(results))

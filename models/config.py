@@ -210,6 +210,8 @@ class ModelConfig(jsonable.JsonDataclass):
         history_length: Recent items the query tower reads (each event's history
             is built from the events strictly before it; a request may bring its
             own); 0 makes the query the user id alone.
+        history_decay: Pooling weight of each history item relative to the next
+            one (newest last): 1 is a plain mean, below 1 favours recent items.
         user_dropout: Share of training events whose user id is hidden (the OOV
             id), so the model learns to answer a new user from their history.
         retrieval_weight: Weight of the retrieval loss (0 disables the task's gradient).
@@ -263,6 +265,7 @@ class ModelConfig(jsonable.JsonDataclass):
 
     embedding_dim: int = 64
     history_length: int = 20
+    history_decay: float = 1.0
     user_dropout: float = 0.1
     retrieval_weight: float = 1.0
     sampling_correction: float = 1.0
@@ -315,6 +318,8 @@ class ModelConfig(jsonable.JsonDataclass):
         for name in ("user_dropout", "final_learning_share", "sampling_correction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 < self.history_decay <= 1:
+            raise ValueError(f"history_decay must be in (0, 1], got {self.history_decay}")
         if not 0 < self.warm_start_learning_share <= 1:
             raise ValueError(
                 f"warm_start_learning_share must be in (0, 1], got {self.warm_start_learning_share}"

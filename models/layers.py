@@ -9,9 +9,17 @@ from models import features as F
 from models.config import DCNConfig
 
 
-def masked_mean(embeddings: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
-    """Mean of `embeddings` [B, n, d] over the positions where `ids` [B, n] > 0; 0 if none."""
-    mask = tf.cast(tf.expand_dims(ids > 0, -1), embeddings.dtype)
+def masked_mean(
+    embeddings: tf.Tensor, ids: tf.Tensor, weights: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Mean of `embeddings` [B, n, d] over the positions where `ids` [B, n] > 0; 0 if none.
+
+    `weights` ([B or 1, n]), if given, weigh the positions (a weighted mean).
+    """
+    mask = tf.cast(ids > 0, embeddings.dtype)
+    if weights is not None:
+        mask *= tf.cast(weights, embeddings.dtype)
+    mask = tf.expand_dims(mask, -1)
     return tf.math.divide_no_nan(
         tf.reduce_sum(embeddings * mask, axis=1), tf.reduce_sum(mask, axis=1)
     )
@@ -32,12 +40,25 @@ class UserTower(tf.keras.layers.Layer):
         dim: Output size.
         num_items: Size of the item vocabulary, for the history's embeddings;
             None: no history.
+        history_decay: Weight of an item relative to the one after it in the
+            pooled history (right-aligned, newest last): 1 is a plain mean, less
+            than 1 leans the query towards the most recent items.
     """
 
-    def __init__(self, num_users: int, dim: int, num_items: int | None = None, **kwargs):
+    def __init__(
+        self,
+        num_users: int,
+        dim: int,
+        num_items: int | None = None,
+        history_decay: float = 1.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if num_users <= 0:
             raise ValueError(f"num_users must be positive, got {num_users}")
+        if not 0 < history_decay <= 1:
+            raise ValueError(f"history_decay must be in (0, 1], got {history_decay}")
+        self.history_decay = float(history_decay)
         self.embedding = tf.keras.layers.Embedding(num_users + F.OOV_BUCKETS, dim, name="user_id")
         self.history_embedding = None
         if num_items is not None:
@@ -45,6 +66,14 @@ class UserTower(tf.keras.layers.Layer):
                 num_items + F.OOV_BUCKETS + 1, dim, name="history"
             )
             self.projection = tf.keras.layers.Dense(dim, name="user_projection")
+
+    def _recency(self, history: tf.Tensor) -> tf.Tensor | None:
+        """[1, H] weights decay^(H - 1 - j) of the right-aligned positions; None for a mean."""
+        if self.history_decay == 1.0:
+            return None
+        length = tf.shape(history)[1]
+        age = tf.cast(length - 1 - tf.range(length), tf.float32)
+        return (self.history_decay**age)[None, :]
 
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         """Returns user representations [batch, dim]; a missing history counts as empty."""
@@ -54,7 +83,7 @@ class UserTower(tf.keras.layers.Layer):
         history = features.get(F.HISTORY)
         if history is None:
             history = tf.zeros([tf.shape(user)[0], 1], tf.int64)
-        pooled = masked_mean(self.history_embedding(history), history)
+        pooled = masked_mean(self.history_embedding(history), history, self._recency(history))
         has = tf.cast(tf.reduce_any(history > 0, axis=1, keepdims=True), user.dtype)
         return self.projection(tf.concat([user, pooled, has], axis=-1))
 

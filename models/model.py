@@ -162,6 +162,7 @@ def build_model(
             num_users,
             config.embedding_dim,
             num_items=num_items if config.history_length else None,
+            history_decay=config.history_decay,
             name="user_tower",
         ),
         item_tower=item_tower,

@@ -48,6 +48,7 @@ from typing import Any
 import yaml
 
 from components.multilog_example_gen.spec import (
+    SPLIT_RULES,
     CatalogSpec,
     CategoricalSpec,
     CsvDialect,
@@ -58,6 +59,7 @@ from components.multilog_example_gen.spec import (
 from components.recommender_evaluator.spec import GateConfig
 from contracts import jsonable
 from models.config import FeatureConfig, ModelConfig, TaskEvents
+from pipeline import logs_types
 
 TOP = {"extends", "name", "schema", "logs", "catalog", "features", "split", "spans",
        "max_unknown_item_share", "model", "gate"}  # fmt: skip
@@ -92,12 +94,16 @@ def _mapping(value: Any, path: str, key: str, allowed: set[str], required=()) ->
     return value
 
 
-def read_file(path: str) -> dict:
+def read_file(path: str, _chain: tuple[str, ...] = ()) -> dict:
     """The raw mapping of a logs file, `extends` resolved (the base's keys, overridden).
 
     Raises:
-        LogsFileError: if the file is missing, does not parse, or extends itself.
+        LogsFileError: if the file is missing, does not parse, or its `extends`
+            chain comes back to a file already in it (named in order).
     """
+    if os.path.abspath(path) in _chain:
+        cycle = " -> ".join([*_chain[_chain.index(os.path.abspath(path)) :], os.path.abspath(path)])
+        raise _fail(_chain[-1], "extends", f"a cycle of logs files: {cycle}")
     if not os.path.isfile(path):
         raise LogsFileError(f"{path}: no such logs file")
     with open(path, encoding="utf-8") as f:
@@ -113,7 +119,7 @@ def read_file(path: str) -> dict:
     base_path = os.path.join(os.path.dirname(path), base)
     if os.path.abspath(base_path) == os.path.abspath(path):
         raise _fail(path, "extends", "a logs file cannot extend itself")
-    merged = read_file(base_path)
+    merged = read_file(base_path, (*_chain, os.path.abspath(path)))
     for key, value in raw.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
@@ -171,7 +177,7 @@ def _log(raw: Any, path: str, key: str) -> tuple[LogSpec, dict, dict, dict]:
         format=raw.get("format", "csv"),
         csv=_csv(raw.get("csv"), path, f"{key}.csv"),
         timestamp_unit=raw.get("timestamp_unit", "seconds"),
-        optional=bool(raw.get("optional", False)),
+        optional=_typed(raw.get("optional", False), bool, path, f"{key}.optional"),
     )
     types = [log.event_type]
     retrieval = raw.get("retrieval", 1.0)
@@ -291,6 +297,8 @@ def _fields(raw: dict, require_schema: bool) -> dict[str, Any]:
     for key, value in split.items():
         _typed(value, str if key == "by" else int, where, f"split.{key}")
     if "by" in split:
+        if split["by"] not in SPLIT_RULES:
+            raise _fail(where, "split.by", f"expected one of {SPLIT_RULES}, got {split['by']!r}")
         split["split_by"] = split.pop("by")
     spans = raw.get("spans")
     if spans is not None:
@@ -339,6 +347,9 @@ def _fields(raw: dict, require_schema: bool) -> dict[str, Any]:
         "features",
         {f.name for f in dataclasses.fields(FeatureConfig)},
     )
+    for values, cls, key in ((model, ModelConfig, "model"), (gate, GateConfig, "gate"),
+                             (features, FeatureConfig, "features")):  # fmt: skip
+        logs_types.check(values, cls, key, lambda k, m: _fail(where, k, m))
     try:
         model_config = ModelConfig.from_json_dict(
             {**model, "events": jsonable.to_json_dict(events)}

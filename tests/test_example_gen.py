@@ -364,3 +364,15 @@ def test_pair_hash_split_is_still_available(tmp_path):
     assert len(splits[EVAL]) == expected > 0
     with pytest.raises(ValueError, match="split_by must be one of"):
         IngestSpec(logs=(RATINGS,), catalog=CATALOG, split_by="random")
+
+
+def test_the_id_rule_gives_one_text_per_id_whatever_its_type():
+    import numpy as np
+
+    from contracts.ids import id_text
+
+    assert [id_text(v) for v in (" 1 ", b"1", 1, np.int64(1), 1.0, np.float64(1.0))] == ["1"] * 6
+    assert id_text("001") == "001" and id_text(None) == ""
+    for bad, message in (([1], "a list"), (1.5, "not whole"), (True, "boolean")):
+        with pytest.raises(ValueError, match=message):
+            id_text(bad)

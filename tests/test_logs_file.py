@@ -111,6 +111,25 @@ def test_the_shipped_presets_are_logs_files():
             r"\['click'\] are not",
         ),
         (lambda c: c.update(schema="nowhere.pbtxt"), "schema", "no schema file"),
+        (lambda c: c["logs"][0].update(optional="false"), "logs[0].optional", "expected bool"),
+        (
+            lambda c: c.update(model={"exclude_seen": "false"}),
+            "model.exclude_seen",
+            r"expected bool, got 'false' \(str\)",
+        ),
+        (
+            lambda c: c.update(gate={"require_baseline": "no"}),
+            "gate.require_baseline",
+            "expected bool",
+        ),
+        (lambda c: c.update(gate={"rmse_margin": "0.01"}), "gate.rmse_margin", "expected float"),
+        (
+            lambda c: c.update(model={"dcn": {"num_cross_layers": "2"}}),
+            "model.dcn.num_cross_layers",
+            "expected int",
+        ),
+        (lambda c: c.update(model={"dcn": {"crosses": 2}}), "model.dcn", r"\['crosses'\]"),
+        (lambda c: c.update(split={"by": "random"}), "split.by", "expected one of"),
         (
             lambda c: c["catalog"]["categorical"].append({"column": "a", "flags": ["b"]}),
             "catalog.categorical[1]",
@@ -125,6 +144,16 @@ def test_mistakes_name_the_file_and_the_key(tmp_path, change, key, message):
     with pytest.raises(logs_file.LogsFileError, match=message) as info:
         logs_file.load(path)
     assert str(info.value).startswith(f"{path}: {key}: ")
+
+
+def test_an_extends_cycle_is_named(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"extends": "b.yaml"}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"extends": "a.yaml"}))
+    with pytest.raises(
+        logs_file.LogsFileError,
+        match=r"extends: a cycle of logs files: .*a\.yaml -> .*b\.yaml -> .*a\.yaml",
+    ):
+        logs_file.load(str(tmp_path / "a.yaml"))
 
 
 def test_mistakes_against_the_data_name_the_key_and_the_data_file(tmp_path):
@@ -382,3 +411,57 @@ def test_schema_bootstrap_infers_the_domains_of_other_logs(tmp_path):
         anomalies = tfdv.validate_statistics(found, schema)
         assert not anomalies.anomaly_info, (split, anomalies)
     assert "save it as `mine.pbtxt`" in text
+
+
+def _numeric_ids(root, users, items):
+    root.mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "userId": users,
+                "movieId": items,
+                "ts": [t for *_, t, _ in RATINGS],
+                "stars": [r for *_, r in RATINGS],
+            }
+        ),
+        root / "ratings.parquet",
+    )
+    pq.write_table(
+        pa.table({"movieId": [10, 20, 30], "title": ["A", "B", "C"], "genres": ["", "", ""]}),
+        root / "movies.parquet",
+    )
+    config = base_config(file="ratings.parquet", format="parquet")
+    config["catalog"].update(file="movies.parquet", format="parquet")
+    return config
+
+
+def test_numeric_ids_are_one_identity_whatever_the_column_type(tmp_path):
+    """Float, integer and text columns of the same ids give the same users and items."""
+    results = []
+    for name, users, items in (
+        ("floats", [1.0, 2.0, 2.0, 3.0], [10.0, 10.0, 20.0, 30.0]),
+        ("ints", [1, 2, 2, 3], [10, 10, 20, 30]),
+        ("text", ["1", "2", "2", "3"], ["10", "10", "20", "30"]),
+    ):
+        config = _numeric_ids(tmp_path / name, users, items)
+        results.append(ingest(tmp_path / name, write_config(tmp_path, config, f"{name}.yaml")))
+    assert results[0] == results[1] == results[2]
+    users = {
+        tf.train.Example.FromString(r).features.feature["user_id"].bytes_list.value[0]
+        for split in ("train", "eval")
+        for r in results[0][split]
+    }
+    assert users == {b"1", b"2", b"3"}
+
+
+@pytest.mark.parametrize(
+    "users, message",
+    [
+        ([[1], [2], [2], [3]], r"id column 'userId': a list"),
+        ([["1", "x"], ["2"], ["2"], ["3"]], r"id column 'userId': a list"),
+    ],
+)
+def test_ids_that_cannot_be_ids_are_refused_by_column(tmp_path, users, message):
+    config = _numeric_ids(tmp_path / "bad", users, [10, 10, 20, 30])
+    with pytest.raises(Exception, match=message):
+        ingest(tmp_path / "bad", write_config(tmp_path, config))

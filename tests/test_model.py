@@ -9,7 +9,7 @@ from models import features as F
 from models.baselines import BiasModel, fit_bias_model
 from models.config import DCNConfig, ModelConfig, TaskEvents
 from models.data import event_statistics, with_item_probability, with_task_events
-from models.layers import DCNRatingTower, ItemTower, UserTower
+from models.layers import DCNRatingTower, ItemTower, UserTower, masked_mean
 from models.model import MultiTaskRecommender, build_model, mean_softmax_loss
 from models.tasks import RatingTask
 from models.training import FailOnNonFiniteLoss
@@ -314,3 +314,17 @@ def test_training_stops_with_a_clear_error_when_the_loss_diverges():
             verbose=0,
             callbacks=[FailOnNonFiniteLoss()],
         )
+
+
+def test_history_pooling_can_lean_towards_recent_items():
+    embeddings = tf.constant([[[1.0], [2.0], [4.0]]])  # [1, 3, 1]; position 0 pads
+    ids = tf.constant([[0, 5, 6]])
+    assert float(masked_mean(embeddings, ids)[0, 0]) == pytest.approx(3.0)
+    tower = UserTower(num_users=3, dim=2, num_items=7, history_decay=0.5)
+    weights = tower._recency(ids)
+    np.testing.assert_allclose(weights.numpy(), [[0.25, 0.5, 1.0]])
+    # (2 * 0.5 + 4 * 1) / (0.5 + 1): the newest item counts twice the one before it.
+    assert float(masked_mean(embeddings, ids, weights)[0, 0]) == pytest.approx(10 / 3)
+    assert UserTower(num_users=3, dim=2, num_items=7)._recency(ids) is None
+    with pytest.raises(ValueError, match="history_decay"):
+        UserTower(num_users=3, dim=2, num_items=7, history_decay=0.0)

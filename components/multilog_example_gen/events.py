@@ -19,7 +19,7 @@ import tensorflow as tf
 from components.multilog_example_gen.sources import read_rows
 from components.multilog_example_gen.spec import CatalogSpec, CategoricalSpec, CsvDialect, LogSpec
 from contracts.hashing import pair_bucket
-from contracts.ids import normalize_id
+from contracts.ids import id_text
 from models import features as F
 
 FUTURE_TOLERANCE_S = 86_400
@@ -72,7 +72,7 @@ def catalog_features(row: dict, spec: CatalogSpec) -> dict[str, tf.train.Feature
     """
     tokens = [t for attribute in spec.categorical for t in categories(row, attribute)]
     feats = {
-        F.ITEM_ID: _bytes(normalize_id(str(row[spec.item_column]))),
+        F.ITEM_ID: _bytes(column_id(row, spec.item_column, "catalogue")),
         F.TITLE: _bytes(str(row[spec.title_column])),
         F.GENRES: _bytes(*dict.fromkeys(tokens)),
     }
@@ -109,6 +109,19 @@ def parse_timestamp(value: str, unit: str) -> int:
     return math.floor(number / 1000 if unit == "milliseconds" else number)
 
 
+def column_id(row: dict, column: str, where: str) -> str:
+    """The id in `row[column]` by the one id rule (`contracts.ids.id_text`).
+
+    Raises:
+        ValueError: naming `where`, the column and the value's type when the
+            value cannot be an id (a list, a boolean, a fractional number).
+    """
+    try:
+        return id_text(row[column])
+    except ValueError as e:
+        raise ValueError(f"{where}: id column {column!r}: {e}") from e
+
+
 def event_example(
     row: dict,
     log: LogSpec,
@@ -137,8 +150,8 @@ def event_example(
             number, or a timestamp after `max_timestamp`.
     """
     where = f"log {log.name!r} ({source or 'row'})"
-    user = normalize_id(str(row[log.user_column]))
-    item = normalize_id(str(row[log.item_column]))
+    user = column_id(row, log.user_column, where)
+    item = column_id(row, log.item_column, where)
     if not user or not item:
         raise ValueError(f"{where}: empty user or item id in row {row}")
     feats = dict(catalog.get(item) or unknown_item_features(item, catalog_spec))
@@ -198,7 +211,10 @@ def unique_rows(
     seen: set[bytes] = set()
     for path, columns in files:
         for line, row in read_rows(path, columns, fmt, dialect, allow_empty=allow_empty):
-            values = [normalize_id(str(v)) if k in id_columns else str(v) for k, v in row.items()]
+            values = [
+                column_id(row, k, f"{path} line {line}") if k in id_columns else str(v)
+                for k, v in row.items()
+            ]
             digest = hashlib.blake2b("\x1f".join(values).encode(), digest_size=8).digest()
             if digest not in seen:
                 seen.add(digest)

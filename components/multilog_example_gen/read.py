@@ -28,12 +28,12 @@ from components.multilog_example_gen.events import (
     UnknownItems,
     catalog_features,
     check_unknown_items,
+    column_id,
     event_example,
     unique_rows,
 )
 from components.multilog_example_gen.spans import span_pattern
 from components.multilog_example_gen.spec import CatalogSpec, IngestSpec, LogSpec
-from contracts.ids import normalize_id
 
 
 def match_files(root: str, pattern: str, what: str, optional: bool = False) -> list[str]:
@@ -87,7 +87,7 @@ def read_bigquery(pbegin, label: str, source: str, columns: Sequence[str]):
 
 def _catalog_entry(entry: tuple, spec: CatalogSpec):
     source, line, row = entry
-    item = normalize_id(str(row[spec.item_column]))
+    item = column_id(row, spec.item_column, f"catalogue {source!r} line {line}")
     if not item:
         raise ValueError(f"catalogue {source!r} line {line}: empty item id in row {row}")
     return item, catalog_features(row, spec)
@@ -105,8 +105,8 @@ def _check_unique(entries: Iterable[Any]) -> None:
         raise ValueError(f"catalogue has duplicate item ids, e.g. {dupes[:10]}")
 
 
-def _is_known(raw_item: str, catalog: dict) -> tuple[str, bool]:
-    item = normalize_id(str(raw_item))
+def _is_known(entry: tuple, column: str, catalog: dict) -> tuple[str, bool]:
+    item = column_id(entry[3], column, f"log {entry[0]!r} ({entry[1]!r} line {entry[2]})")
     return item, item in catalog
 
 
@@ -225,7 +225,7 @@ class ReadEvents(beam.PTransform):
             >> beam.Map(
                 lambda entry, catalog: (
                     entry[0],
-                    _is_known(entry[3][logs[entry[0]].item_column], catalog),
+                    _is_known(entry, logs[entry[0]].item_column, catalog),
                 ),
                 catalog=catalog_side,
             )

@@ -32,7 +32,11 @@ PARQUET_BATCH = 8192
 
 
 def text(value: Any) -> Any:
-    """A Parquet, tf.Example or BigQuery value as text (lists as lists of text)."""
+    """A Parquet, tf.Example or BigQuery value as text (lists as lists of text).
+
+    A float with a whole value is written as that integer ("1", not "1.0"), so an
+    id stored as float64 is the same id as in a text or integer column.
+    """
     if value is None:
         return ""
     if isinstance(value, bytes):
@@ -42,7 +46,9 @@ def text(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if math.isfinite(value) and value.is_integer() else repr(value)
     return str(value)
 
 
