@@ -64,6 +64,12 @@ VARIANTS = {
     "recency decay 0.8": {"history_decay": 0.8},
     "recency decay 0.9, history 50": {"history_decay": 0.9, "history_length": 50},
     "user dropout 0.5": {"user_dropout": 0.5},
+    "rating from the id": {"rate_from_history": False},
+    "decay 0.9, history 50, rating from the id": {
+        "history_decay": 0.9,
+        "history_length": 50,
+        "rate_from_history": False,
+    },
 }
 
 

@@ -212,6 +212,9 @@ class ModelConfig(jsonable.JsonDataclass):
             own); 0 makes the query the user id alone.
         history_decay: Pooling weight of each history item relative to the next
             one (newest last): 1 is a plain mean, below 1 favours recent items.
+        rate_from_history: The rating tower reads the history-aware query; False:
+            the user id embedding alone (the retrieval query still reads the
+            history).
         user_dropout: Share of training events whose user id is hidden (the OOV
             id), so the model learns to answer a new user from their history.
         retrieval_weight: Weight of the retrieval loss (0 disables the task's gradient).
@@ -266,6 +269,7 @@ class ModelConfig(jsonable.JsonDataclass):
     embedding_dim: int = 64
     history_length: int = 20
     history_decay: float = 1.0
+    rate_from_history: bool = True
     user_dropout: float = 0.1
     retrieval_weight: float = 1.0
     sampling_correction: float = 1.0

@@ -75,6 +75,10 @@ class UserTower(tf.keras.layers.Layer):
         age = tf.cast(length - 1 - tf.range(length), tf.float32)
         return (self.history_decay**age)[None, :]
 
+    def identity(self, users: tf.Tensor) -> tf.Tensor:
+        """The id embeddings [batch, dim] of user indices [batch] (no history)."""
+        return self.embedding(users)
+
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         """Returns user representations [batch, dim]; a missing history counts as empty."""
         user = self.embedding(features[F.USER_IDX])

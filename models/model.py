@@ -39,6 +39,8 @@ class MultiTaskRecommender(tfrs.Model):
         retrieval_weight: Weight of the retrieval loss (>= 0).
         rating_weight: Weight of the rating loss (>= 0).
         rating_prior: Optional `RatingPrior` the rating tower's output is added to.
+        rate_from_history: The rating tower reads the query (user id and history);
+            False: the user id embedding alone (`UserTower.identity`).
 
     Raises:
         ValueError: if a weight is negative.
@@ -54,6 +56,7 @@ class MultiTaskRecommender(tfrs.Model):
         retrieval_weight: float = 1.0,
         rating_weight: float = 1.0,
         rating_prior: RatingPrior | None = None,
+        rate_from_history: bool = True,
     ):
         super().__init__()
         if retrieval_weight < 0 or rating_weight < 0:
@@ -66,6 +69,11 @@ class MultiTaskRecommender(tfrs.Model):
         self.retrieval_weight = float(retrieval_weight)
         self.rating_weight = float(rating_weight)
         self.rating_prior = rating_prior
+        self.rate_from_history = bool(rate_from_history)
+
+    def rating_users(self, queries: tf.Tensor, users: tf.Tensor) -> tf.Tensor:
+        """What the rating tower reads for users: their queries, or their id embeddings."""
+        return queries if self.rate_from_history else self.user_tower.identity(users)
 
     @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -81,7 +89,7 @@ class MultiTaskRecommender(tfrs.Model):
         """Returns user [batch, d], item [batch, d] and rating [batch, 1] outputs."""
         user = self.user_tower(features)
         item = self.item_tower(features)
-        rating = self.rating_tower((user, item))
+        rating = self.rating_tower((self.rating_users(user, features[F.USER_IDX]), item))
         if self.rating_prior is not None:
             rating += self.rating_prior(features[F.USER_IDX], features[F.ITEM_IDX])
         return {"user": user, "item": item, "rating": rating}
@@ -184,4 +192,5 @@ def build_model(
         )
         if residual
         else None,
+        rate_from_history=config.rate_from_history,
     )

@@ -43,14 +43,22 @@ class Exclusions:
         if self.seen is not None:
             found = self.seen.contains(users, rows)
         if self.extra is not None:
-            given = tf.reduce_any(
-                tf.equal(
-                    tf.cast(rows, tf.int64)[:, :, None], tf.cast(self.extra, tf.int64)[:, None, :]
-                ),
-                axis=2,
-            )
+            given = row_in(tf.cast(rows, tf.int64), tf.cast(self.extra, tf.int64))
             found = given if found is None else found | given
         return found
+
+
+def row_in(rows: tf.Tensor, given: tf.Tensor) -> tf.Tensor:
+    """Whether each of rows [B, K] is among its query's given rows [B, X] (-1 pads); bool [B, K].
+
+    A sorted search per query: memory O(B * (K + X)), never B * K * X.
+    """
+    padded = tf.sort(
+        tf.concat([tf.fill([tf.shape(given)[0], 1], tf.constant(-1, tf.int64)), given], 1)
+    )
+    position = tf.searchsorted(padded, rows, out_type=tf.int64)
+    position = tf.minimum(position, tf.shape(padded, out_type=tf.int64)[1] - 1)
+    return tf.equal(tf.gather(padded, position, batch_dims=1), rows)
 
 
 def top_k_unexcluded(scores, rows, users, k, exclusions: Exclusions):

@@ -87,6 +87,7 @@ class ServingModule(tf.Module):
         super().__init__()
         self.user_tower = model.user_tower
         self.rating_tower = model.rating_tower
+        self.rate_from_history = getattr(model, "rate_from_history", True)
         self.rating_prior = getattr(model, "rating_prior", None)
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._raw_spec = tf_transform_output.raw_feature_spec()
@@ -228,9 +229,11 @@ class ServingModule(tf.Module):
         # A user the model has no trace of (no id, no history): the popular list.
         cold = ((users >= self.num_users) & (recent_rows.row_lengths() == 0))[:, None]
         batch = tf.shape(users)[0]
+        # The first depth + exclusions popular items always hold depth eligible ones.
+        width = tf.minimum(depth + tf.shape(exclusions.extra)[1], self.num_items)
         popular = top_k_unexcluded(
-            tf.tile(self.popular_scores[None, :], [batch, 1]),
-            tf.tile(self.popular_rows[None, :], [batch, 1]),
+            tf.tile(self.popular_scores[None, :width], [batch, 1]),
+            tf.tile(self.popular_rows[None, :width], [batch, 1]),
             users,
             depth,
             Exclusions(None, exclusions.extra),
@@ -269,7 +272,8 @@ class ServingModule(tf.Module):
 
     def _rate(self, queries: tf.Tensor, users: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
         items = tf.gather(self.item_embeddings, item_rows)
-        rating = self.rating_tower((queries, items))
+        rater = queries if self.rate_from_history else self.user_tower.identity(users)
+        rating = self.rating_tower((rater, items))
         if self.rating_prior is not None:
             rating += self.rating_prior(users, tf.gather(self.row_item_idx, item_rows))
         return self._clip(tf.reshape(rating, [-1]))

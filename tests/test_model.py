@@ -328,3 +328,26 @@ def test_history_pooling_can_lean_towards_recent_items():
     assert UserTower(num_users=3, dim=2, num_items=7)._recency(ids) is None
     with pytest.raises(ValueError, match="history_decay"):
         UserTower(num_users=3, dim=2, num_items=7, history_decay=0.0)
+
+
+def test_the_rating_tower_can_read_the_user_id_alone():
+    """With history, the query is [id, pooled history] projected; `rate_from_history`
+    False hands the rating tower the id embedding instead (what `rate` then serves)."""
+    user_tower = UserTower(num_users=2, dim=2, num_items=2)
+    features = {**BATCH, F.HISTORY: tf.constant([[1, 2], [0, 1]], tf.int64)}
+    user_tower(features)
+    user_tower.embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    for from_history in (True, False):
+        model = MultiTaskRecommender(
+            user_tower=user_tower,
+            item_tower=FixedTower(F.ITEM_IDX, [[1.0, 0.0], [0.0, 2.0]]),
+            rating_tower=SumRating(),
+            retrieval_task=tfrs.tasks.Retrieval(loss=mean_softmax_loss()),
+            rating_task=RatingTask(),
+            rate_from_history=from_history,
+        )
+        rating = model(features)["rating"].numpy()[:, 0]
+        query = user_tower(features).numpy()
+        users = query if from_history else np.array([[1.0, 0.0], [0.0, 1.0]])
+        np.testing.assert_allclose(rating, (users * [[1.0, 0.0], [0.0, 2.0]]).sum(1), rtol=1e-6)
+    assert not np.allclose(query, [[1.0, 0.0], [0.0, 1.0]])  # the query is not the id row

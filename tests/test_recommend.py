@@ -242,3 +242,42 @@ def test_new_users_events_are_no_ones_known_items():
     assert seen.count(tf.constant([0, 1, 2], tf.int64)).numpy().tolist() == [2, 1, 0]
     found = seen.contains(tf.constant([0, 2], tf.int64), tf.constant([[0, 1, 2, 3]] * 2, tf.int64))
     assert found.numpy().tolist() == [[True, True, False, False], [False] * 4]
+
+
+def _dynamic_rank3_tensors(concrete) -> list[str]:
+    """Tensors of the graph with 3+ dimensions all unknown until a request (B x K x X)."""
+    out = []
+    for op in concrete.graph.get_operations():
+        for tensor in op.outputs:
+            shape = tensor.shape
+            if shape.rank is not None and shape.rank >= 3:
+                if sum(d is None for d in shape.as_list()) >= 3:
+                    out.append(f"{op.type} {tensor.name} {shape}")
+    return out
+
+
+@pytest.mark.parametrize("kind", ["brute_force", "scann"])
+def test_request_memory_is_linear_in_batch_times_candidates_and_exclusions(output, kind):
+    """No tensor of `recommend` or `retrieve` is batch x candidates x exclusions: an
+    exclusion is found by a sorted search per request, and a cold user's popular list
+    is only as deep as it must be."""
+    module = history_module(output, kind=kind)
+    for signature in (module.recommend, module.retrieve):
+        assert _dynamic_rank3_tensors(signature.get_concrete_function()) == []
+
+
+def test_excluded_rows_are_found_by_a_sorted_search():
+    from models.search import row_in
+
+    rows = tf.constant([[3, 0, 7], [1, 2, 5]], tf.int64)
+    given = tf.constant([[7, -1, 3], [-1, -1, -1]], tf.int64)
+    np.testing.assert_array_equal(row_in(rows, given).numpy(), [[1, 0, 1], [0, 0, 0]])
+    empty = tf.zeros([2, 0], tf.int64)
+    assert not row_in(rows, empty).numpy().any()
+    # A large request: 64 queries x 5,000 candidates x 2,000 exclusions would be 640M
+    # booleans as a broadcast; the sorted search holds 64 x 7,000 values.
+    many = tf.random.uniform([64, 2000], 0, 10_000, tf.int64, seed=1)
+    candidates = tf.tile(tf.range(5000, dtype=tf.int64)[None, :], [64, 1])
+    found = row_in(candidates, many).numpy()
+    expected = np.array([np.isin(np.arange(5000), m) for m in many.numpy()])
+    np.testing.assert_array_equal(found, expected)
