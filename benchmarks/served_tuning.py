@@ -44,32 +44,30 @@ from pipeline import logs_file  # noqa: E402
 from pipeline.presets import CONFIG_DIR, PRESETS  # noqa: E402
 
 HOLDOUT_PERCENT = 20
+PREVIOUS = {"history_length": 20, "history_decay": 1.0, "rate_from_history": True}
+"""The defaults before this benchmark chose the current ones."""
 VARIANTS = {
-    "default": {},
+    "default: history 50, decay 0.9, rating from the id": {},
+    "previous default: history 20, mean, rating from the query": PREVIOUS,
     "id only (no history)": {"history_length": 0, "user_dropout": 0.0},
-    "history 20, no user dropout": {"user_dropout": 0.0},
-    "history 5": {"history_length": 5},
-    "history 50": {"history_length": 50},
-    "user dropout 0.3": {"user_dropout": 0.3},
-    "retrieval weight 2": {"retrieval_weight": 2.0},
-    "rating weight 0.5": {"rating_weight": 0.5},
-    "embedding 32": {"embedding_dim": 32},
-    "embedding 128": {"embedding_dim": 128},
-    "logQ correction 0.5": {"sampling_correction": 0.5},
-    "no logQ correction": {"sampling_correction": 0.0},
-    "patience 2": {"patience": 2},
-    "learning rate 0.003": {"learning_rate": 0.003},
-    "batch 4096": {"batch_size": 4096},
-    "5 epochs, no early stopping": {"early_stopping": False, "epochs": 5},
-    "recency decay 0.8": {"history_decay": 0.8},
-    "recency decay 0.9, history 50": {"history_decay": 0.9, "history_length": 50},
-    "user dropout 0.5": {"user_dropout": 0.5},
-    "rating from the id": {"rate_from_history": False},
-    "decay 0.9, history 50, rating from the id": {
-        "history_decay": 0.9,
-        "history_length": 50,
-        "rate_from_history": False,
-    },
+    "previous, no user dropout": {**PREVIOUS, "user_dropout": 0.0},
+    "previous, history 5": {**PREVIOUS, "history_length": 5},
+    "previous, history 50": {**PREVIOUS, "history_length": 50},
+    "previous, user dropout 0.3": {**PREVIOUS, "user_dropout": 0.3},
+    "previous, user dropout 0.5": {**PREVIOUS, "user_dropout": 0.5},
+    "previous, retrieval weight 2": {**PREVIOUS, "retrieval_weight": 2.0},
+    "previous, rating weight 0.5": {**PREVIOUS, "rating_weight": 0.5},
+    "previous, embedding 32": {**PREVIOUS, "embedding_dim": 32},
+    "previous, embedding 128": {**PREVIOUS, "embedding_dim": 128},
+    "previous, logQ correction 0.5": {**PREVIOUS, "sampling_correction": 0.5},
+    "previous, no logQ correction": {**PREVIOUS, "sampling_correction": 0.0},
+    "previous, patience 2": {**PREVIOUS, "patience": 2},
+    "previous, learning rate 0.003": {**PREVIOUS, "learning_rate": 0.003},
+    "previous, batch 4096": {**PREVIOUS, "batch_size": 4096},
+    "previous, 5 epochs, no early stopping": {**PREVIOUS, "early_stopping": False, "epochs": 5},
+    "previous, decay 0.8": {**PREVIOUS, "history_decay": 0.8},
+    "previous, decay 0.9, history 50": {**PREVIOUS, "history_decay": 0.9, "history_length": 50},
+    "previous, rating from the id": {**PREVIOUS, "rate_from_history": False},
 }
 
 
@@ -134,28 +132,38 @@ def score(config: ModelConfig, data: RunData, tmp: str) -> dict[str, float]:
     return {**figures, "epochs": final["epochs"], "fit_seconds": final["fit_seconds"]}
 
 
+def mean_of(by_seed: dict[str, dict]) -> dict[str, float]:
+    """Each figure's mean over the seeds a variant ran with."""
+    runs = list(by_seed.values())
+    return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+
+
 def table(results: dict) -> str:
     lines = [
         "# Model variants scored as served, on a temporal holdout of the training events",
         "",
         "Reproduce: `make run` (or a run of another preset), then `.venv/bin/python "
-        "benchmarks/served_tuning.py --run movielens=output`. Each user's latest "
+        "benchmarks/served_tuning.py --run movielens=output --seeds 42 43 44` (`--only NAME "
+        "...` for some variants). Each user's latest "
         f"{HOLDOUT_PERCENT}% of training pairs are held out; variants train on the rest "
         "and are scored through the exported `evaluate` signature (the inputs `retrieve` "
-        "gets). The evaluation split is not read.",
+        "gets). The evaluation split is not read. Figures are means over the seeds listed.",
         "",
     ]
     for run, rows in results.items():
         lines += [
             f"## {run}",
             "",
-            "| variant | top-10 | top-100 | RMSE | popular top-100 | bias RMSE | epochs |",
-            "|---|---|---|---|---|---|---|",
+            "| variant | seeds | top-10 | top-100 | RMSE | popular top-100 | bias RMSE | epochs |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for name, r in rows.items():
+        for name, by_seed in rows.items():
+            r = mean_of(by_seed)
+            seeds = ", ".join(sorted(by_seed))
             lines.append(
-                f"| {name} | {r['top_10']:.4f} | {r['top_100']:.4f} | {r['rmse']:.4f} | "
-                f"{r['popular_top_100']:.4f} | {r['bias_rmse']:.4f} | {r['epochs']:.0f} |"
+                f"| {name} | {seeds} | {r['top_10']:.4f} | {r['top_100']:.4f} | "
+                f"{r['rmse']:.4f} | {r['popular_top_100']:.4f} | {r['bias_rmse']:.4f} | "
+                f"{r['epochs']:.1f} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -166,7 +174,7 @@ def main() -> None:
     parser.add_argument("--run", action="append", required=True, help="name=output_dir[,preset]")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     parser.add_argument("--name", default="served_tuning", help="results file name")
-    parser.add_argument("--seed", type=int, help="ModelConfig.seed of every variant")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="ModelConfig.seed")
     args = parser.parse_args()
     results = {}
     for spec in args.run:
@@ -181,10 +189,11 @@ def main() -> None:
             for variant, changes in VARIANTS.items():
                 if args.only and variant not in args.only:
                     continue
-                if args.seed is not None:
-                    changes = {**changes, "seed": args.seed}
-                results[name][variant] = score(dataclasses.replace(base, **changes), cut, tmp)
-                print(variant, results[name][variant], flush=True)
+                results[name][variant] = {}
+                for seed in args.seeds:
+                    config = dataclasses.replace(base, **changes, seed=seed)
+                    results[name][variant][str(seed)] = score(config, cut, tmp)
+                    print(variant, seed, results[name][variant][str(seed)], flush=True)
     write_results(args.name, results, table(results))
 
 

@@ -267,9 +267,9 @@ class ModelConfig(jsonable.JsonDataclass):
     """
 
     embedding_dim: int = 64
-    history_length: int = 20
-    history_decay: float = 1.0
-    rate_from_history: bool = True
+    history_length: int = 50
+    history_decay: float = 0.9
+    rate_from_history: bool = False
     user_dropout: float = 0.1
     retrieval_weight: float = 1.0
     sampling_correction: float = 1.0

@@ -177,6 +177,17 @@ def test_event_from_the_future_is_rejected():
         events.event_example(row, RATINGS, {}, max_timestamp=1999)
 
 
+def test_seconds_in_a_milliseconds_log_are_refused_by_row():
+    import dataclasses
+
+    log = dataclasses.replace(RATINGS, timestamp_unit="milliseconds")
+    row = {"userId": "7", "movieId": "1", "rating": "4", "timestamp": "1600000000000"}
+    feature = events.event_example(row, log, {}).features.feature
+    assert feature[F.TIMESTAMP].int64_list.value == [1_600_000_000]
+    with pytest.raises(ValueError, match=r"line 9.*'1600000000' milliseconds is before 1973"):
+        events.event_example({**row, "timestamp": "1600000000"}, log, {}, source="line 9")
+
+
 def test_identical_rows_are_kept_once_in_file_order(tmp_path):
     first, second = tmp_path / "log-1.csv", tmp_path / "log-2.csv"
     first.write_text("u,i,t\n1,2,10\n\n 1,2 ,10\n1,2,11\n1,2,10\n")

@@ -89,13 +89,18 @@ def unknown_item_features(item: str, spec: CatalogSpec | None) -> dict[str, tf.t
     return feats
 
 
+MIN_MILLISECONDS = 1e11
+"""Millisecond times below this are before March 1973: seconds written as milliseconds."""
+
+
 def parse_timestamp(value: str, unit: str) -> int:
     """Unix seconds of a timestamp in `unit` ("seconds", "milliseconds", "iso8601").
 
     A naive ISO-8601 time is UTC; a trailing "Z" is accepted.
 
     Raises:
-        ValueError: if the value does not parse in that unit.
+        ValueError: if the value does not parse in that unit, or is a positive
+            millisecond time before 1973 (a time in seconds in a milliseconds log).
     """
     text = str(value).strip()
     if unit == "iso8601":
@@ -106,6 +111,10 @@ def parse_timestamp(value: str, unit: str) -> int:
     number = float(text)
     if not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")
+    if unit == "milliseconds" and 0 < number < MIN_MILLISECONDS:
+        raise ValueError(
+            f"{value!r} milliseconds is before 1973: the log's times look like seconds"
+        )
     return math.floor(number / 1000 if unit == "milliseconds" else number)
 
 
