@@ -50,7 +50,7 @@ EASE_GRID = [{"l2": v} for v in (10.0, 50.0, 200.0, 500.0, 1000.0, 3000.0)]
 ALS_GRID = [
     {"factors": f, "regularization": r, "alpha": a}
     for f in (32, 64, 128)
-    for r in (1.0, 10.0)
+    for r in (10.0,)
     for a in (5.0, 20.0)
 ]
 

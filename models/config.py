@@ -12,8 +12,8 @@ DCN_STRUCTURES = ("stacked", "parallel")
 SCANN_SEARCHED_PER_RESULT = 20
 """Default ScaNN searches enough leaves to score this many candidates per result."""
 SCANN_SEARCH_SHARE_SCALE = 2.0
-"""Default ScaNN searches 2 / N**0.2 of its leaves (32% at 10K, 20% at 100K, 13% at 1M):
-the smallest share that kept recall@100 >= 0.95 in a sweep at each size."""
+"""Default ScaNN searches 2 / N**0.2 of its leaves (32% at 10K, 20% at 100K, 13% at 1M);
+benchmarks/results/scann.md holds the sweep that chose it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +27,8 @@ class DCNConfig:
         projection_dim: None for full-rank cross layers, else the low-rank size.
         deep_layers: Widths of the ReLU layers of the deep part.
         dot_product: Add a learned multiple of the user-item dot product (the
-            retrieval score) to the tower's output. Off by default: measured
-            with the history-aware towers, it raised MovieLens' RMSE (0.828 ->
-            0.856 on 20,249 eval ratings); the synthetic presets, whose ratings
-            are planted on that dot product, switch it on.
+            retrieval score) to the tower's output. Off by default; the synthetic
+            presets, whose ratings are planted on that dot product, switch it on.
     """
 
     structure: str = "stacked"

@@ -200,9 +200,14 @@ class DCNRatingTower(tf.keras.layers.Layer):
             else None
         )
 
-    def call(self, inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
-        """Returns predicted ratings [batch, 1] for (user [batch, d], item [batch, d])."""
-        user, item = inputs
+    def call(self, inputs: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """Returns predicted ratings [batch, 1] for (user [batch, d], item [batch, d]).
+
+        A third input, the retrieval query [batch, d], is what the dot product
+        term reads when the tower's user input is not the query.
+        """
+        user, item = inputs[:2]
+        query = inputs[2] if len(inputs) > 2 else user
         x0 = tf.concat([user, item, user * item], axis=-1)
         crossed = x0
         for layer in self.cross_layers:
@@ -214,7 +219,7 @@ class DCNRatingTower(tf.keras.layers.Layer):
             deep = tf.concat([crossed, deep], axis=-1)
         rating = self.output_layer(deep)
         if self.dot_weight is not None:
-            rating += self.dot_weight * tf.reduce_sum(user * item, axis=1, keepdims=True)
+            rating += self.dot_weight * tf.reduce_sum(query * item, axis=1, keepdims=True)
         return rating
 
 

@@ -71,9 +71,15 @@ class MultiTaskRecommender(tfrs.Model):
         self.rating_prior = rating_prior
         self.rate_from_history = bool(rate_from_history)
 
-    def rating_users(self, queries: tf.Tensor, users: tf.Tensor) -> tf.Tensor:
-        """What the rating tower reads for users: their queries, or their id embeddings."""
-        return queries if self.rate_from_history else self.user_tower.identity(users)
+    def rate(self, queries: tf.Tensor, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        """The rating tower's output [batch, 1] for queries, user indices and items [batch, d].
+
+        The tower reads the queries, or the id embeddings with the queries for
+        its dot product term (`rate_from_history`).
+        """
+        if self.rate_from_history:
+            return self.rating_tower((queries, items))
+        return self.rating_tower((self.user_tower.identity(users), items, queries))
 
     @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -89,7 +95,7 @@ class MultiTaskRecommender(tfrs.Model):
         """Returns user [batch, d], item [batch, d] and rating [batch, 1] outputs."""
         user = self.user_tower(features)
         item = self.item_tower(features)
-        rating = self.rating_tower((self.rating_users(user, features[F.USER_IDX]), item))
+        rating = self.rate(user, features[F.USER_IDX], item)
         if self.rating_prior is not None:
             rating += self.rating_prior(features[F.USER_IDX], features[F.ITEM_IDX])
         return {"user": user, "item": item, "rating": rating}

@@ -272,8 +272,10 @@ class ServingModule(tf.Module):
 
     def _rate(self, queries: tf.Tensor, users: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
         items = tf.gather(self.item_embeddings, item_rows)
-        rater = queries if self.rate_from_history else self.user_tower.identity(users)
-        rating = self.rating_tower((rater, items))
+        if self.rate_from_history:
+            rating = self.rating_tower((queries, items))
+        else:
+            rating = self.rating_tower((self.user_tower.identity(users), items, queries))
         if self.rating_prior is not None:
             rating += self.rating_prior(users, tf.gather(self.row_item_idx, item_rows))
         return self._clip(tf.reshape(rating, [-1]))

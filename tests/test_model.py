@@ -35,7 +35,7 @@ class SumRating(tf.keras.layers.Layer):
         self.w = tf.Variable(1.0)
 
     def call(self, inputs):
-        user, item = inputs
+        user, item = inputs[:2]
         return self.w * tf.reduce_sum(user * item, axis=1, keepdims=True)
 
 
@@ -351,3 +351,14 @@ def test_the_rating_tower_can_read_the_user_id_alone():
         users = query if from_history else np.array([[1.0, 0.0], [0.0, 1.0]])
         np.testing.assert_allclose(rating, (users * [[1.0, 0.0], [0.0, 2.0]]).sum(1), rtol=1e-6)
     assert not np.allclose(query, [[1.0, 0.0], [0.0, 1.0]])  # the query is not the id row
+
+
+def test_the_dot_product_term_reads_the_retrieval_query():
+    """With the id as the tower's user input, `dot_product` still adds <query, item>."""
+    tower = DCNRatingTower(DCNConfig(num_cross_layers=0, deep_layers=(2,), dot_product=True))
+    ids, items = tf.constant([[1.0, 0.0]]), tf.constant([[2.0, 3.0]])
+    query = tf.constant([[0.0, 1.0]])
+    without = tower((ids, items)).numpy()
+    tower.dot_weight.assign(0.5)
+    np.testing.assert_allclose(tower((ids, items)).numpy(), without + 0.5 * 2.0, rtol=1e-6)
+    np.testing.assert_allclose(tower((ids, items, query)).numpy(), without + 0.5 * 3.0, rtol=1e-6)
