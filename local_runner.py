@@ -71,6 +71,8 @@ def main() -> None:
     report = run_locally(config, out)
     if report.caught_up:
         print(f"Ingested earlier spans first: {list(report.caught_up)}")
+    if report.empty:
+        print(f"Skipped earlier spans that hold no event: {list(report.empty)}")
     for line in report.drift:
         print(f"Drift from the previous span: {line}")
     print(

@@ -29,6 +29,7 @@ from tfx.orchestration import metadata
 from tfx.types import artifact_utils
 
 from components.anomalies_gate import describe_anomalies, load_anomalies
+from components.multilog_example_gen.read import span_holds_events
 from components.multilog_example_gen.spans import available_spans
 from contracts.layout import pushed_model_names
 from pipeline.config import PipelineConfig
@@ -113,12 +114,16 @@ class RunReport:
     Attributes:
         pushed: The model version directory this run pushed, if any.
         caught_up: Earlier spans this run ingested before the newest.
+        empty: Earlier spans not yet ingested whose logs hold no event: skipped
+            (a span with no event has nothing to train or validate), so they do
+            not block the spans after them.
         drift: Drift of the newest validated span from the previous one, one
             line per feature (empty without spans or drift).
     """
 
     pushed: str | None
     caught_up: tuple[int, ...] = ()
+    empty: tuple[int, ...] = ()
     drift: tuple[str, ...] = ()
 
 
@@ -167,6 +172,7 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
         config.serving_root, pushed_model_names(config.model_name)["brute_force"]
     )
     caught_up: list[int] = []
+    empty: list[int] = []
     with exclusive_run(output_dir):
         recover_interrupted(connection, config.pipeline_root)
         before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
@@ -174,7 +180,12 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
         if config.ingest.spans is not None and catch_up:
             done = ingested_spans(connection, config.pipeline_name)
             for span in available_spans(config.data_root, config.ingest)[:-1]:
-                if span not in done:
+                if span not in done and not span_holds_events(
+                    config.ingest, config.data_root, span
+                ):
+                    logging.warning("Span %d holds no event in any log: skipped", span)
+                    empty.append(span)
+                elif span not in done:
                     logging.info("Catching up: ingesting span %d", span)
                     backfill = dataclasses.replace(config, ingest_span=span, ingest_only=True)
                     tfx.orchestration.LocalDagRunner().run(create_pipeline(backfill, connection))
@@ -184,5 +195,8 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
     new = sorted((v for v in after - before if v.isdigit()), key=int)
     drift = latest_drift(connection, config.pipeline_name) if config.ingest.spans else []
     return RunReport(
-        os.path.join(model_dir, new[-1]) if new else None, tuple(caught_up), tuple(drift)
+        os.path.join(model_dir, new[-1]) if new else None,
+        caught_up=tuple(caught_up),
+        empty=tuple(empty),
+        drift=tuple(drift),
     )

@@ -412,3 +412,16 @@ def test_without_earlier_spans_the_newest_split_is_checked_against_the_window(tm
 def test_a_split_baseline_the_statistics_lack_is_named(tmp_path):
     with pytest.raises(ValueError, match="'window'"):
         _validate_splits(tmp_path, {"train": ["watch"], "eval": ["watch"]}, {"eval": "window"})
+
+
+def test_an_empty_span_is_told_apart_without_reading_it_all(tmp_path):
+    """The local catch-up skips an earlier span with no event (`span_holds_events`), so
+    one empty delivery does not block every later run."""
+    from components.multilog_example_gen.read import span_holds_events
+
+    write_spans(tmp_path, (1, 2))
+    (tmp_path / "ratings" / "span-1" / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n"
+    )  # and its tags file is header-only too
+    assert not span_holds_events(SPANNED, str(tmp_path), 1)
+    assert span_holds_events(SPANNED, str(tmp_path), 2)

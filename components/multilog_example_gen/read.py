@@ -110,6 +110,21 @@ def _is_known(entry: tuple, column: str, catalog: dict) -> tuple[str, bool]:
     return item, item in catalog
 
 
+def span_holds_events(spec: IngestSpec, root: str, span: int) -> bool:
+    """Whether any log file of `span` holds a data row (each read up to its first row).
+
+    Raises:
+        ValueError: as `ReadEvents` does, naming a missing file or column.
+    """
+    logs = {log.name: log for log in spec.logs}
+    for name, files in ReadEvents(spec, root, span).log_files.items():
+        log = logs[name]
+        for path, columns in files:
+            for _ in sources.read_rows(path, columns, log.format, log.csv, allow_empty=True):
+                return True
+    return False
+
+
 def _check_span_has_events(count: int, span: int, logs: list[str]) -> None:
     if not count:
         raise ValueError(
