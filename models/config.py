@@ -352,6 +352,10 @@ class TuningConfig(jsonable.JsonDataclass):
         dcn_projection_dims: Candidate low-rank sizes; 0 means full rank.
         embedding_dims: Candidate sizes of the user and item representations.
         learning_rates: Candidate initial learning rates.
+        history_lengths: Candidate history lengths (0: the user id alone).
+        history_decays: Candidate recency weights of the history pooling.
+        rate_from_history: Whether the rating tower reads the query (True) or
+            the user id (False); candidates.
         seed: Seed of the search.
     """
 
@@ -365,6 +369,9 @@ class TuningConfig(jsonable.JsonDataclass):
     dcn_projection_dims: tuple[int, ...] = (0, 16)
     embedding_dims: tuple[int, ...] = (32, 64)
     learning_rates: tuple[float, ...] = (0.003, 0.01)
+    history_lengths: tuple[int, ...] = (20, 50)
+    history_decays: tuple[float, ...] = (0.9, 1.0)
+    rate_from_history: tuple[bool, ...] = (False, True)
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -383,6 +390,9 @@ class TuningConfig(jsonable.JsonDataclass):
             "dcn_cross_layers",
             "embedding_dims",
             "learning_rates",
+            "history_lengths",
+            "history_decays",
+            "rate_from_history",
         ):
             if not getattr(self, name):
                 raise ValueError(f"TuningConfig.{name} must not be empty")

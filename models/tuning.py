@@ -59,6 +59,18 @@ HYPERPARAMETERS: dict[
         lambda t: t.learning_rates,
         lambda c, v: dataclasses.replace(c, learning_rate=float(v)),
     ),
+    "history_length": (
+        lambda t: t.history_lengths,
+        lambda c, v: dataclasses.replace(c, history_length=int(v)),
+    ),
+    "history_decay": (
+        lambda t: t.history_decays,
+        lambda c, v: dataclasses.replace(c, history_decay=float(v)),
+    ),
+    "rate_from_history": (
+        lambda t: t.rate_from_history,
+        lambda c, v: dataclasses.replace(c, rate_from_history=bool(v)),
+    ),
 }
 """Each tuned hyperparameter: its candidates in a `TuningConfig`, and how a value
 is applied to a `ModelConfig` (a projection dim of 0 means full rank)."""

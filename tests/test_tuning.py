@@ -50,6 +50,11 @@ def test_search_space_names_match_what_is_applied():
     values = {hp.name: hp.values[-1] for hp in space.space}
     config = apply_hyperparameters(ModelConfig(), values)
     assert config.retrieval_weight == 2.0 and config.dcn.projection_dim == 16
+    assert (config.history_length, config.history_decay, config.rate_from_history) == (
+        50,
+        1.0,
+        True,
+    )
 
 
 def test_tuning_config_validates():
