@@ -38,6 +38,7 @@ from benchmarks.harness import (  # noqa: E402
     RunData,
     latest,
     run_spec,
+    served_figures,
     served_outputs,
     write_results,
 )
@@ -77,15 +78,15 @@ def score_run(out_dir: str) -> dict:
     raw = {key: _column(data.raw_eval, key) for key in (F.USER_ID, F.ITEM_ID, F.EVENT_TYPE)}
     counted = served[names.RETRIEVAL_WEIGHT_OUTPUT] > 0
     rated = served[names.RATING_WEIGHT_OUTPUT] > 0
-    label = served[names.RATING_LABEL_OUTPUT][rated].astype(np.float64)
+    figures = served_figures(served, KS)
     rows = {
         "model (served)": {
-            **hit_rates(served[names.RANK_OUTPUT][counted]),
-            "rmse": _rmse(served[names.RATING_OUTPUT][rated], label),
+            **{f"top_{k}": figures[f"top_{k}"] for k in KS},
+            "rmse": figures["rmse"],
         },
         "most popular unseen": {
-            **hit_rates(served[names.POPULAR_RANK_OUTPUT][counted]),
-            "rmse": _rmse(served[names.BIAS_RATING_OUTPUT][rated], label),
+            **{f"top_{k}": figures[f"popular_top_{k}"] for k in KS},
+            "rmse": figures["bias_rmse"],
         },
     }
     output = data.tf_transform_output
@@ -127,10 +128,6 @@ def score_run(out_dir: str) -> dict:
         "model_dir": model_dir,
         "seconds": time.perf_counter() - started,
     }
-
-
-def _rmse(predicted: np.ndarray, label: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((predicted.astype(np.float64) - label) ** 2)))
 
 
 def _column(pattern: str, key: str) -> np.ndarray:

@@ -141,3 +141,19 @@ def histories_before(
     if not len(sorted_items):
         return np.zeros((len(query_users), length), np.int64)
     return np.where(valid, sorted_items[np.clip(positions, 0, None)], PAD)
+
+
+def latest_histories(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    query_users: np.ndarray,
+    length: int,
+) -> np.ndarray:
+    """Each query user's last `length` items among the given events; int64 [Q, length].
+
+    What a served model reads for a known user without request history
+    (`UserHistories.latest` over the same events).
+    """
+    latest = np.full(len(query_users), np.iinfo(np.int64).max)
+    return histories_before(users, items, times, query_users, latest, length)

@@ -32,7 +32,7 @@ from models.data import (
     with_item_probability,
     with_task_events,
 )
-from models.history import event_histories, histories_before
+from models.history import event_histories, latest_histories
 
 HOLDOUT, DROP, FIT = "_holdout", "_drop_user", "_fit"
 """Aligned helper columns, removed before the model sees a batch."""
@@ -71,22 +71,6 @@ def event_columns(
     if F.TIMESTAMP not in columns:
         columns[F.TIMESTAMP] = np.zeros_like(columns[F.USER_IDX])
     return columns
-
-
-def latest_histories(
-    users: np.ndarray,
-    items: np.ndarray,
-    times: np.ndarray,
-    query_users: np.ndarray,
-    length: int,
-) -> np.ndarray:
-    """Each query user's last `length` items among the given events; int64 [Q, length].
-
-    What a served model reads for a known user without request history
-    (`models.history.UserHistories.latest` over the same events).
-    """
-    latest = np.full(len(query_users), np.iinfo(np.int64).max)
-    return histories_before(users, items, times, query_users, latest, length)
 
 
 def served_histories(

@@ -223,6 +223,25 @@ class DCNRatingTower(tf.keras.layers.Layer):
         return rating
 
 
+def rate(
+    user_tower: UserTower,
+    rating_tower: tf.keras.layers.Layer,
+    queries: tf.Tensor,
+    users: tf.Tensor,
+    items: tf.Tensor,
+    from_history: bool,
+) -> tf.Tensor:
+    """The rating tower's output [batch, 1] for queries, user indices and items [batch, d].
+
+    The tower reads the queries (`from_history`), or the users' id embeddings
+    (`UserTower.identity`) with the queries for its dot product term. The one
+    rule for training (`MultiTaskRecommender`) and serving (`ServingModule`).
+    """
+    if from_history:
+        return rating_tower((queries, items))
+    return rating_tower((user_tower.identity(users), items, queries))
+
+
 class RatingPrior(tf.keras.layers.Layer):
     """mu + b_u + b_i: the damped bias model of the training ratings, fixed.
 

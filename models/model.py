@@ -17,7 +17,7 @@ import tensorflow_recommenders as tfrs
 from models import features as F
 from models.baselines import BiasModel
 from models.config import ModelConfig
-from models.layers import DCNRatingTower, ItemTower, RatingPrior, UserTower
+from models.layers import DCNRatingTower, ItemTower, RatingPrior, UserTower, rate
 from models.tasks import RatingTask
 
 
@@ -77,9 +77,9 @@ class MultiTaskRecommender(tfrs.Model):
         The tower reads the queries, or the id embeddings with the queries for
         its dot product term (`rate_from_history`).
         """
-        if self.rate_from_history:
-            return self.rating_tower((queries, items))
-        return self.rating_tower((self.user_tower.identity(users), items, queries))
+        return rate(
+            self.user_tower, self.rating_tower, queries, users, items, self.rate_from_history
+        )
 
     @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

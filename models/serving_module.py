@@ -50,6 +50,7 @@ from models import history, ranking
 from models.config import RecommendConfig, ScannConfig, TaskEvents
 from models.history import UserHistories
 from models.index import SCANN_MIN_CANDIDATES, SeenItems, build_index
+from models.layers import rate
 from models.preprocessing import first_value
 from models.search import CandidateSearch, Exclusions, top_k_unexcluded
 from models.serving_state import ACTIVITY_LABELS, Catalogue, TrainingFacts, as_raw_feature
@@ -272,10 +273,9 @@ class ServingModule(tf.Module):
 
     def _rate(self, queries: tf.Tensor, users: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
         items = tf.gather(self.item_embeddings, item_rows)
-        if self.rate_from_history:
-            rating = self.rating_tower((queries, items))
-        else:
-            rating = self.rating_tower((self.user_tower.identity(users), items, queries))
+        rating = rate(
+            self.user_tower, self.rating_tower, queries, users, items, self.rate_from_history
+        )
         if self.rating_prior is not None:
             rating += self.rating_prior(users, tf.gather(self.row_item_idx, item_rows))
         return self._clip(tf.reshape(rating, [-1]))

@@ -180,16 +180,16 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
         if config.ingest.spans is not None and catch_up:
             done = ingested_spans(connection, config.pipeline_name)
             for span in available_spans(config.data_root, config.ingest)[:-1]:
-                if span not in done and not span_holds_events(
-                    config.ingest, config.data_root, span
-                ):
+                if span in done:
+                    continue
+                if not span_holds_events(config.ingest, config.data_root, span):
                     logging.warning("Span %d holds no event in any log: skipped", span)
                     empty.append(span)
-                elif span not in done:
-                    logging.info("Catching up: ingesting span %d", span)
-                    backfill = dataclasses.replace(config, ingest_span=span, ingest_only=True)
-                    tfx.orchestration.LocalDagRunner().run(create_pipeline(backfill, connection))
-                    caught_up.append(span)
+                    continue
+                logging.info("Catching up: ingesting span %d", span)
+                backfill = dataclasses.replace(config, ingest_span=span, ingest_only=True)
+                tfx.orchestration.LocalDagRunner().run(create_pipeline(backfill, connection))
+                caught_up.append(span)
         tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
     after = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
     new = sorted((v for v in after - before if v.isdigit()), key=int)
