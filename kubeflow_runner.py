@@ -19,10 +19,13 @@ def main(argv: Sequence[str] | None = None) -> str:
     Raises:
         ValueError: on a missing or invalid config value (named in the message).
     """
+    import dataclasses
+
     from tfx import v1 as tfx
 
     from pipeline.cloud import parse_args
     from pipeline.pipeline import create_pipeline
+    from pipeline.source import source_version
 
     cloud, output = parse_args(sys.argv[1:] if argv is None else argv)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -32,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> str:
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output),
     )
-    runner.run(create_pipeline(cloud.pipeline_config()))
+    config = dataclasses.replace(cloud.pipeline_config(), code_version=source_version())
+    runner.run(create_pipeline(config))
     print(f"Compiled pipeline spec: {output}")
     return output
 

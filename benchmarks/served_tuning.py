@@ -68,6 +68,17 @@ VARIANTS = {
     "previous, decay 0.8": {**PREVIOUS, "history_decay": 0.8},
     "previous, decay 0.9, history 50": {**PREVIOUS, "history_decay": 0.9, "history_length": 50},
     "previous, rating from the id": {**PREVIOUS, "rate_from_history": False},
+    "in-batch negatives with logQ": {"retrieval_negatives": "in_batch"},
+    "catalogue softmax": {"retrieval_negatives": "catalogue"},
+    "catalogue softmax, learning rate 0.003": {
+        "retrieval_negatives": "catalogue",
+        "learning_rate": 0.003,
+    },
+    "catalogue softmax, learning rate 0.001": {
+        "retrieval_negatives": "catalogue",
+        "learning_rate": 0.001,
+    },
+    "catalogue softmax, embedding 32": {"retrieval_negatives": "catalogue", "embedding_dim": 32},
 }
 
 

@@ -74,6 +74,8 @@ MODEL_CONFIG_KEY: Final = "model"
 TUNING_CONFIG_KEY: Final = "tuning"
 """`custom_config` keys of the Trainer and Tuner (the Trainer reads the model config only)."""
 FEATURES_CONFIG_KEY: Final = "features"
+CODE_VERSION_KEY: Final = "code_version"
+"""custom_config key of the package code's fingerprint (`PipelineConfig.code_version`)."""
 """`custom_config` key of Transform: the data set's `FeatureConfig`."""
 
 RETRIEVAL_K: Final = 100

@@ -9,6 +9,7 @@ from contracts import jsonable
 from contracts.names import RETRIEVAL_K
 
 DCN_STRUCTURES = ("stacked", "parallel")
+RETRIEVAL_NEGATIVES = ("in_batch", "catalogue")
 SCANN_SEARCHED_PER_RESULT = 20
 """Default ScaNN searches enough leaves to score this many candidates per result."""
 SCANN_SEARCH_SHARE_SCALE = 2.0
@@ -216,6 +217,12 @@ class ModelConfig(jsonable.JsonDataclass):
         user_dropout: Share of training events whose user id is hidden (the OOV
             id), so the model learns to answer a new user from their history.
         retrieval_weight: Weight of the retrieval loss (0 disables the task's gradient).
+        retrieval_negatives: What each training event's item competes with:
+            "in_batch" the batch's other items (sampled by popularity, hence
+            the logQ correction; scales to any catalogue), or "catalogue" every
+            item (a softmax over the whole catalogue at every step, for
+            catalogues small enough to score per step; it did not serve better
+            lists here, benchmarks/results/served_negatives.md).
         sampling_correction: Exponent of the item sampling probability in the
             in-batch softmax's logQ correction: 1 corrects fully for popular items
             being frequent negatives, 0 not at all (popular items then score
@@ -270,6 +277,7 @@ class ModelConfig(jsonable.JsonDataclass):
     rate_from_history: bool = False
     user_dropout: float = 0.1
     retrieval_weight: float = 1.0
+    retrieval_negatives: str = "in_batch"
     sampling_correction: float = 1.0
     rating_weight: float = 1.0
     dcn: DCNConfig = DCNConfig()
@@ -310,6 +318,11 @@ class ModelConfig(jsonable.JsonDataclass):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.retrieval_weight == 0 and self.rating_weight == 0:
             raise ValueError("at least one of retrieval_weight and rating_weight must be > 0")
+        if self.retrieval_negatives not in RETRIEVAL_NEGATIVES:
+            raise ValueError(
+                f"retrieval_negatives must be one of {RETRIEVAL_NEGATIVES}, "
+                f"got {self.retrieval_negatives!r}"
+            )
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.history_length < 0 or self.patience < 0:

@@ -78,6 +78,31 @@ def read_columns(dataset: tf.data.Dataset, names: Sequence[str]) -> dict[str, np
     }
 
 
+def item_index_features(
+    catalog: tf.data.Dataset, num_items: int, token_features: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The item tower's features of every item index, [num_items + OOV, ...] each.
+
+    Row r describes item index r: its catalogue row's tokens, or none when the
+    catalogue has no row for it; the OOV row has none either.
+
+    Args:
+        catalog: Batches of transformed catalogue rows.
+        num_items: Item vocabulary size.
+        token_features: The item tower's id-list features.
+    """
+    columns = read_columns(catalog, (F.ITEM_IDX, *token_features))
+    rows = columns[F.ITEM_IDX].astype(np.int64)
+    known = rows < num_items
+    table = {F.ITEM_IDX: np.arange(num_items + F.OOV_BUCKETS, dtype=np.int64)}
+    for name in token_features:
+        values = columns[name]
+        tokens = np.zeros((num_items + F.OOV_BUCKETS, *values.shape[1:]), values.dtype)
+        tokens[rows[known]] = values[known]
+        table[name] = tokens
+    return table
+
+
 @dataclasses.dataclass(frozen=True)
 class EventStatistics:
     """Training-set statistics the model is initialised with.

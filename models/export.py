@@ -71,6 +71,7 @@ class Interactions:
         ratings: Rating (0 where absent).
         rated: Whether it carries a rating.
         timestamps: Event time (0 where Transform passed none).
+        user_ids: Raw user id (bytes).
     """
 
     users: np.ndarray
@@ -80,6 +81,7 @@ class Interactions:
     ratings: np.ndarray
     rated: np.ndarray
     timestamps: np.ndarray
+    user_ids: np.ndarray
 
     @classmethod
     def read(
@@ -110,6 +112,7 @@ class Interactions:
                         batch[F.TIMESTAMP].numpy()
                         if F.TIMESTAMP in batch
                         else np.zeros(n, np.int64),
+                        batch[F.USER_ID].numpy(),
                     )
                 )
         if not parts:
@@ -136,11 +139,12 @@ def set_unknown_user(model: MultiTaskRecommender, interactions: Interactions, nu
 def served_seen_items(
     known: Interactions, rows: np.ndarray, num_users: int, num_rows: int
 ) -> SeenItems:
-    """The known items a served model excludes, per user in the vocabulary.
+    """The known items a served model excludes, per user.
 
-    Events of users outside the training vocabulary (new users of a temporal
-    evaluation span) all map to the one OOV index; they are no one's known
-    items, so a new user is never denied what other new users consumed.
+    Users outside the training vocabulary (new users of an evaluation span,
+    or users all of whose pairs the hash put in the evaluation split) share the
+    model's OOV index, so they are kept by raw id (`SeenItems.index_of`): each
+    is denied what they consumed, and nobody else's.
 
     Args:
         known: Training and evaluation events.
@@ -148,9 +152,12 @@ def served_seen_items(
         num_users: User vocabulary size (the OOV index is `num_users`).
         num_rows: Catalogue size.
     """
-    keep = known.users < num_users
+    users = known.users.astype(np.int64)
+    outside = users >= num_users
+    ids, position = np.unique(known.user_ids[outside], return_inverse=True)
+    users[outside] = num_users + F.OOV_BUCKETS + position.reshape(-1)
     return SeenItems(
-        known.users[keep], rows[keep], known.in_train[keep], num_users + F.OOV_BUCKETS, num_rows
+        users, rows, known.in_train, num_users + F.OOV_BUCKETS, num_rows, outside_users=ids
     )
 
 

@@ -64,7 +64,8 @@ ITEM_TOKEN_VOCABULARIES: Final = {GENRE_IDS: GENRE_VOCAB, TITLE_TOKENS: TITLE_VO
 """Item id-list features whose ids index a Transform vocabulary (feature -> vocabulary
 name). With YEAR_BUCKET they are the padded id lists the item tower mean-pools."""
 
-PASSTHROUGH: Final = (ITEM_ID, TITLE, EVENT_TYPE)
-"""Raw string features copied to the transformed examples (candidate ids, titles,
-and the event type each task selects its events by); TIMESTAMP (an int, which
-orders each user's history) is copied too."""
+PASSTHROUGH: Final = (USER_ID, ITEM_ID, TITLE, EVENT_TYPE)
+"""Raw string features copied to the transformed examples (user ids, so that a
+user outside the vocabulary keeps their known items; candidate ids, titles, and
+the event type each task selects its events by); TIMESTAMP (an int, which orders
+each user's history) is copied too."""

@@ -170,12 +170,18 @@ class SeenItems(tf.Module):
     Keys `user_idx * num_rows + row` are kept sorted, so membership is one
     `searchsorted` per result, and a user's rows are one contiguous key range.
 
+    Users outside the vocabulary (known from evaluation events only) share the
+    OOV index in the model; here they keep their own, `num_users + j` for the
+    j-th of `outside_users`, found by raw id (`index_of`).
+
     Args:
         user_idx: [E] user index of each known event.
         rows: [E] catalogue row of each event's item (-1 if not in the catalogue).
         in_train: [E] whether the event is a training event.
         num_users: User vocabulary size plus OOV buckets.
         num_rows: Catalogue size.
+        outside_users: Raw ids of the users outside the vocabulary, in the
+            order of their indices.
 
     Raises:
         ValueError: if the arrays differ in length.
@@ -188,6 +194,7 @@ class SeenItems(tf.Module):
         in_train: np.ndarray,
         num_users: int,
         num_rows: int,
+        outside_users: np.ndarray | None = None,
     ):
         super().__init__()
         if not user_idx.shape == rows.shape == in_train.shape:
@@ -200,11 +207,34 @@ class SeenItems(tf.Module):
         keys, inverse = np.unique(all_keys, return_inverse=True)
         train = np.zeros(len(keys), bool)
         np.logical_or.at(train, inverse, in_train[keep].astype(bool))
-        counts = np.bincount(keys // num_rows, minlength=num_users).astype(np.int32)
+        outside = np.asarray([] if outside_users is None else outside_users, object)
+        indexed = num_users + len(outside)
+        counts = np.bincount(keys // num_rows, minlength=indexed).astype(np.int32)
         self.num_rows = num_rows
         self.keys = tf.Variable(np.append(keys, np.iinfo(np.int64).max), trainable=False)
         self.train = tf.Variable(np.append(train, False), trainable=False)
-        self.counts = tf.Variable(counts[:num_users], trainable=False)
+        self.counts = tf.Variable(counts[:indexed], trainable=False)
+        self.outside = None
+        if len(outside):
+            self.outside = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(outside.astype(bytes)),
+                    tf.range(num_users, indexed, dtype=tf.int64),
+                ),
+                default_value=-1,
+            )
+
+    def index_of(self, users: tf.Tensor, user_ids: tf.Tensor) -> tf.Tensor:
+        """The index [B] each user's known items are kept under.
+
+        Args:
+            users: [B] vocabulary indices (the OOV index for unknown ids).
+            user_ids: [B] the raw ids, as the vocabulary spells them.
+        """
+        if self.outside is None:
+            return users
+        found = self.outside.lookup(user_ids)
+        return tf.where(found >= 0, found, users)
 
     def count(self, user_idx: tf.Tensor) -> tf.Tensor:
         """Known items of each user [B] (0 for unknown users); int32 [B]."""

@@ -91,8 +91,9 @@ def transform_features(
         and, with `features.title_year`, `year_bucket` [batch, 1]:
         user_idx, item_idx (int64, OOV bucket = vocabulary size),
         rating (0 where absent), rating_mask (1 where a rating exists), and the
-        item_id, title and event_type strings passed through (candidate export,
-        per-task event selection; "" on catalogue rows).
+        user_id, item_id, title and event_type strings passed through (known
+        items of users outside the vocabulary, candidate export, per-task event
+        selection; "" where a row has none).
     """
     features = features or FeatureConfig()
     user, has_user = first_value(inputs[F.USER_ID], b"")

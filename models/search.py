@@ -70,6 +70,30 @@ def top_k_unexcluded(scores, rows, users, k, exclusions: Exclusions):
     return top.values, tf.gather(rows, top.indices, batch_dims=1)
 
 
+def popular_unexcluded(scores, rows, users, k, exclusions: Exclusions, needed: tf.Tensor):
+    """(scores, rows) [B, k] of the most popular rows outside each user's exclusions.
+
+    Args:
+        scores: [N] popularity, best first.
+        rows: [N] the catalogue rows in that order.
+        users: [B] user indices (for the known items).
+        k: Results per user.
+        exclusions: What each user must not get.
+        needed: [B] bool, the users the list is for: only their exclusions widen
+            it (the first k + exclusions rows always hold k eligible ones).
+    """
+    count = tf.where(needed, exclusions.count(users), 0)
+    width = tf.minimum(k + tf.reduce_max(tf.concat([count, [0]], 0)), tf.size(rows))
+    batch = tf.shape(users)[0]
+    return top_k_unexcluded(
+        tf.tile(scores[None, :width], [batch, 1]),
+        tf.tile(rows[None, :width], [batch, 1]),
+        users,
+        k,
+        exclusions,
+    )
+
+
 class CandidateSearch(tf.Module):
     """Top-k rows of the catalogue for query embeddings.
 

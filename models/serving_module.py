@@ -52,7 +52,7 @@ from models.history import UserHistories
 from models.index import SCANN_MIN_CANDIDATES, SeenItems, build_index
 from models.layers import rate
 from models.preprocessing import first_value
-from models.search import CandidateSearch, Exclusions, top_k_unexcluded
+from models.search import CandidateSearch, Exclusions, popular_unexcluded
 from models.serving_state import ACTIVITY_LABELS, Catalogue, TrainingFacts, as_raw_feature
 
 
@@ -142,13 +142,20 @@ class ServingModule(tf.Module):
         The one place a query is built, for every signature: the history is the
         user's latest training items, then the items a request brings.
 
+        The user index is the vocabulary's, or for a user outside it whose
+        known items are kept (`SeenItems.index_of`) an index past the OOV one;
+        the towers and biases read `_in_vocabulary` of it.
+
         Args:
             user_id: [B] raw ids.
             recent_rows: Ragged [B, (r)] catalogue rows a request adds to the history.
         """
-        raw = as_raw_feature(tf.strings.strip(user_id), self._raw_spec[F.USER_ID])
+        stripped = tf.strings.strip(user_id)
+        raw = as_raw_feature(stripped, self._raw_spec[F.USER_ID])
         features = dict(self.tft_layer({F.USER_ID: raw}))
         users = features[F.USER_IDX]
+        if self.seen is not None:
+            users = self.seen.index_of(users, stripped)
         if self.histories is not None:
             stored = self.histories.latest(users)
             if recent_rows is not None:
@@ -157,8 +164,9 @@ class ServingModule(tf.Module):
             features[F.HISTORY] = history.right_aligned(stored, self.histories.length)
         return self.user_tower(features), users
 
-    def _search(self, queries, users, k, seen: SeenItems | None, extra=None):
-        return self.search(queries, users, k, Exclusions(seen, extra))
+    def _in_vocabulary(self, users: tf.Tensor) -> tf.Tensor:
+        """User indices [B] the towers and tables know: past the vocabulary, the OOV one."""
+        return tf.minimum(users, self.num_users)
 
     @tf.function(
         autograph=False,
@@ -186,10 +194,14 @@ class ServingModule(tf.Module):
         tf.debugging.assert_positive(k, message="k must be a positive integer")
         k = tf.minimum(k, self.num_items)
         queries, users = self._users(user_id)
-        scores, rows = self._search(queries, users, k, seen)
-        unknown = (users >= self.num_users)[:, None]
-        rows = tf.where(unknown, self.popular_rows[None, :k], rows)
-        scores = tf.where(unknown, self.popular_scores[None, :k], scores)
+        exclusions = Exclusions(seen)
+        scores, rows = self.search(queries, users, k, exclusions)
+        unknown = users >= self.num_users
+        popular = popular_unexcluded(
+            self.popular_scores, self.popular_rows, users, k, exclusions, unknown
+        )
+        scores = tf.where(unknown[:, None], popular[0], scores)
+        rows = tf.where(unknown[:, None], popular[1], rows)
         return {
             names.ITEM_IDS_OUTPUT: tf.gather(self.item_ids, rows),
             names.TITLES_OUTPUT: tf.gather(self.titles, rows),
@@ -228,19 +240,13 @@ class ServingModule(tf.Module):
         exclusions = Exclusions(self.seen, tf.concat([recent, exclude], axis=1))
         scores, rows = self.search(queries, users, depth, exclusions)
         # A user the model has no trace of (no id, no history): the popular list.
-        cold = ((users >= self.num_users) & (recent_rows.row_lengths() == 0))[:, None]
-        batch = tf.shape(users)[0]
-        # The first depth + exclusions popular items always hold depth eligible ones.
-        width = tf.minimum(depth + tf.shape(exclusions.extra)[1], self.num_items)
-        popular = top_k_unexcluded(
-            tf.tile(self.popular_scores[None, :width], [batch, 1]),
-            tf.tile(self.popular_rows[None, :width], [batch, 1]),
-            users,
-            depth,
-            Exclusions(None, exclusions.extra),
+        cold = (users >= self.num_users) & (recent_rows.row_lengths() == 0)
+        popular = popular_unexcluded(
+            self.popular_scores, self.popular_rows, users, depth, exclusions, cold
         )
-        scores = tf.where(cold, popular[0], scores)
-        rows = tf.where(cold, popular[1], rows)
+        scores = tf.where(cold[:, None], popular[0], scores)
+        rows = tf.where(cold[:, None], popular[1], rows)
+        batch = tf.shape(users)[0]
         eligible = scores > tf.float32.min
         ratings = tf.reshape(
             self._rate(
@@ -273,6 +279,7 @@ class ServingModule(tf.Module):
 
     def _rate(self, queries: tf.Tensor, users: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
         items = tf.gather(self.item_embeddings, item_rows)
+        users = self._in_vocabulary(users)
         rating = rate(
             self.user_tower, self.rating_tower, queries, users, items, self.rate_from_history
         )
@@ -349,7 +356,8 @@ class ServingModule(tf.Module):
             tf.where(unreachable, missed, tf.where(unknown_user, popular, r))
             for r in (rank, rank_with_seen, popular_unseen)
         )
-        bias = self.bias_mean + tf.gather(self.user_bias, users) + tf.gather(self.item_bias, rows)
+        user_bias = tf.gather(self.user_bias, self._in_vocabulary(users))
+        bias = self.bias_mean + user_bias + tf.gather(self.item_bias, rows)
         rated = (has_rating > 0) & self._is_one_of(event_type, self.rating_types)
         return {
             names.RANK_OUTPUT: rank,

@@ -1,4 +1,4 @@
-"""The rating task: a masked mean-squared-error loss that owns its RMSE metric."""
+"""The model's own tasks: rating regression and a retrieval softmax over the whole catalogue."""
 
 from __future__ import annotations
 
@@ -41,3 +41,40 @@ class RatingTask(tf.keras.layers.Layer):
         if compute_metrics:
             self.rmse.update_state(labels, predictions, sample_weight=weights)
         return loss
+
+
+class CatalogueRetrievalTask(tf.keras.layers.Layer):
+    """Retrieval loss: a softmax of each query over every item of the catalogue.
+
+    Where the catalogue is small enough to score at every step, every item is a
+    negative of every event, as it is a competitor of every served list; the
+    in-batch softmax (`tfrs.tasks.Retrieval`) instead samples negatives by
+    popularity and needs the logQ correction. The loss is
+    `sum(w * cross_entropy) / batch`, the scale of `models.model.mean_softmax_loss`.
+    """
+
+    def __init__(self, name: str = "catalogue_retrieval_task", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(
+        self,
+        queries: tf.Tensor,
+        candidates: tf.Tensor,
+        labels: tf.Tensor,
+        sample_weight: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """Returns the scalar weighted mean cross-entropy.
+
+        Args:
+            queries: [batch, d] query embeddings.
+            candidates: [items, d] embeddings of every item index.
+            labels: [batch] the index (row of `candidates`) of each event's item.
+            sample_weight: [batch] non-negative weights; None counts each event once.
+        """
+        logits = tf.matmul(queries, candidates, transpose_b=True)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            tf.cast(tf.reshape(labels, [-1]), tf.int32), logits
+        )
+        if sample_weight is not None:
+            losses *= tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
+        return tf.reduce_mean(losses)

@@ -19,6 +19,7 @@ from models.data import (
     SCAN_BATCH,
     EventStatistics,
     event_statistics,
+    item_index_features,
     read_transformed,
     with_task_events,
 )
@@ -137,13 +138,18 @@ def new_model(
         setup: Vocabulary sizes, statistics and candidates.
         steps: Training steps the learning rate decays over; None keeps it constant.
     """
+    num_items = setup.sizes[F.ITEM_VOCAB]
+    catalogue = None
+    if config.retrieval_negatives == "catalogue":
+        catalogue = item_index_features(setup.catalog, num_items, sorted(setup.token_sizes))
     model = build_model(
         config,
         num_users=setup.sizes[F.USER_VOCAB],
-        num_items=setup.sizes[F.ITEM_VOCAB],
+        num_items=num_items,
         token_vocab_sizes=setup.token_sizes,
         candidates=setup.catalog,
         rating_prior=setup.stats.bias if config.rating_baseline else setup.stats.mean_rating,
+        catalogue=catalogue,
     )
     rate = config.learning_rate if steps is None else learning_rate(config, steps)
     model.compile(optimizer=tf.keras.optimizers.Adam(rate))

@@ -106,6 +106,10 @@ class PipelineConfig(jsonable.JsonDataclass):
             runtime parameter of the compiled spec, `range_config`: empty (the
             default, what schedules pass) ingests the newest span delivered;
             a RangeConfig JSON pins a span (`scripts/submit_pipeline.py --run_date`).
+        code_version: Fingerprint of the package code the components run
+            (`pipeline.source.source_version`), in the configs of ExampleGen,
+            Transform, Tuner and Trainer, so that new code re-runs them instead
+            of reusing what the old code cached; the runners set it.
     """
 
     pipeline_name: str
@@ -126,6 +130,7 @@ class PipelineConfig(jsonable.JsonDataclass):
     ingest_only: bool = False
     window_from_logs: bool = False
     span_runtime_parameter: bool = False
+    code_version: str = ""
 
     def __post_init__(self) -> None:
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_root"):

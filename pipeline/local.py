@@ -9,7 +9,10 @@ LocalDagRunner and reports the version this run pushed, if any.
 With time-partitioned logs, TFX's ExampleGen ingests the newest span of a run
 only; spans delivered earlier that were never ingested (a backfill, or days a
 schedule missed) are first ingested and validated one by one, oldest first,
-so that the rolling window finds them.
+so that the rolling window finds them. So is an earlier span whose files changed
+since its last ingestion (TFX's input fingerprint: names, sizes, modification
+times): a re-delivered or fixed span is validated again, and once accepted the
+window reads its new version.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ from collections.abc import Iterator
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.orchestration import metadata
+from tfx.proto import range_config_pb2
 from tfx.types import artifact_utils
 
 from components.anomalies_gate import describe_anomalies, load_anomalies
+from components.multilog_example_gen.executor import input_splits
 from components.multilog_example_gen.read import span_holds_events
 from components.multilog_example_gen.spans import available_spans
 from contracts.layout import pushed_model_names
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
+from pipeline.source import source_version
 
 LOCK_FILE = ".run.lock"
 METADATA_FILE = "metadata.sqlite"
@@ -113,7 +120,8 @@ class RunReport:
 
     Attributes:
         pushed: The model version directory this run pushed, if any.
-        caught_up: Earlier spans this run ingested before the newest.
+        caught_up: Earlier spans this run ingested before the newest: never
+            ingested, or changed since.
         empty: Earlier spans not yet ingested whose logs hold no event: skipped
             (a span with no event has nothing to train or validate), so they do
             not block the spans after them.
@@ -127,17 +135,32 @@ class RunReport:
     drift: tuple[str, ...] = ()
 
 
-def ingested_spans(connection: metadata_store_pb2.ConnectionConfig, pipeline_name: str) -> set[int]:
-    """Spans ExampleGen already ingested in this pipeline (any run, any outcome after)."""
+def ingested_fingerprints(
+    connection: metadata_store_pb2.ConnectionConfig, pipeline_name: str
+) -> dict[int, str]:
+    """The input fingerprint of each span's latest ingestion by ExampleGen (any run)."""
     with metadata.Metadata(connection) as m:
         context = m.store.get_context_by_type_and_name("node", f"{pipeline_name}.{EXAMPLE_GEN}")
-        if context is None:
-            return set()
-        return {
-            a.custom_properties["span"].int_value
-            for a in m.store.get_artifacts_by_context(context.id)
-            if "span" in a.custom_properties
-        }
+        found = m.store.get_artifacts_by_context(context.id) if context else []
+    latest: dict[int, str] = {}
+    for artifact in sorted(found, key=lambda a: a.id):
+        if "span" in artifact.custom_properties:
+            properties = artifact.custom_properties
+            fingerprint = properties.get(example_gen_utils.FINGERPRINT_PROPERTY_NAME)
+            span = properties["span"].int_value
+            latest[span] = fingerprint.string_value if fingerprint else ""
+    return latest
+
+
+def span_fingerprint(config: PipelineConfig, span: int) -> str:
+    """The fingerprint ExampleGen's driver gives `span`'s files now (names, sizes, times)."""
+    pinned = range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
+    )
+    fingerprint, _, _ = example_gen_utils.calculate_splits_fingerprint_span_and_version(
+        config.data_root, input_splits(config.ingest), pinned
+    )
+    return fingerprint
 
 
 def latest_drift(connection: metadata_store_pb2.ConnectionConfig, pipeline_name: str) -> list[str]:
@@ -162,9 +185,13 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
     A pipeline that reads its window from the logs (`window_from_logs`) has no
     spans to catch up on.
 
+    The run's components are keyed by this checkout's code
+    (`PipelineConfig.code_version`, unless the config sets one).
+
     Raises:
         RuntimeError: if another run holds `output_dir`.
     """
+    config = dataclasses.replace(config, code_version=config.code_version or source_version())
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         os.path.join(output_dir, METADATA_FILE)
     )
@@ -178,14 +205,16 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
         before = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
         catch_up = config.ingest_span is None and not config.window_from_logs
         if config.ingest.spans is not None and catch_up:
-            done = ingested_spans(connection, config.pipeline_name)
+            ingested = ingested_fingerprints(connection, config.pipeline_name)
             for span in available_spans(config.data_root, config.ingest)[:-1]:
-                if span in done:
+                if ingested.get(span) == span_fingerprint(config, span):
                     continue
                 if not span_holds_events(config.ingest, config.data_root, span):
                     logging.warning("Span %d holds no event in any log: skipped", span)
                     empty.append(span)
                     continue
+                if span in ingested:
+                    logging.info("Span %d changed since it was ingested: ingesting it again", span)
                 logging.info("Catching up: ingesting span %d", span)
                 backfill = dataclasses.replace(config, ingest_span=span, ingest_only=True)
                 tfx.orchestration.LocalDagRunner().run(create_pipeline(backfill, connection))

@@ -94,6 +94,29 @@ def _mapping(value: Any, path: str, key: str, allowed: set[str], required=()) ->
     return value
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise json.JSONDecodeError(f"key(s) {twice} written twice", "", 0)
+    return dict(pairs)
+
+
 def read_file(path: str, _chain: tuple[str, ...] = ()) -> dict:
     """The raw mapping of a logs file, `extends` resolved (the base's keys, overridden).
 
@@ -109,7 +132,10 @@ def read_file(path: str, _chain: tuple[str, ...] = ()) -> dict:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
-        raw = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        if path.endswith(".json"):
+            raw = json.loads(text, object_pairs_hook=_unique_json_keys)
+        else:
+            raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise LogsFileError(f"{path}: does not parse: {e}") from e
     raw = _mapping(raw, path, "<top>", TOP)

@@ -20,6 +20,7 @@ from components.span_validator.component import SpanExampleValidator
 from components.temporal_window.component import TemporalWindow
 from contracts.names import (
     CATALOG,
+    CODE_VERSION_KEY,
     EVAL,
     FEATURES_CONFIG_KEY,
     MODEL_CONFIG_KEY,
@@ -71,6 +72,7 @@ def create_pipeline(
         ingest=config.ingest,
         range_config=_range(config),
         read_window=config.window_from_logs,
+        code_version=config.code_version,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
@@ -131,7 +133,10 @@ def create_pipeline(
         examples=examples,
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={FEATURES_CONFIG_KEY: config.features.to_json_dict()},
+        custom_config={
+            FEATURES_CONFIG_KEY: config.features.to_json_dict(),
+            CODE_VERSION_KEY: config.code_version,
+        },
         splits_config=tfx.proto.SplitsConfig(
             analyze=[TRAIN, CATALOG], transform=[TRAIN, EVAL, CATALOG]
         ),
@@ -248,6 +253,7 @@ def _tuner(config: PipelineConfig, transform: BaseComponent) -> BaseComponent:
     custom_config = {
         MODEL_CONFIG_KEY: config.model.to_json_dict(),
         TUNING_CONFIG_KEY: config.tuning.to_json_dict(),
+        CODE_VERSION_KEY: config.code_version,
     }
     kwargs = dict(
         tuner_fn=TUNER_FN,
@@ -275,7 +281,10 @@ def _tuner(config: PipelineConfig, transform: BaseComponent) -> BaseComponent:
 
 def _trainer(config: PipelineConfig, **kwargs) -> tfx.components.Trainer:
     """The Trainer, in the orchestrator's worker or as a Vertex AI Training job."""
-    custom_config = {MODEL_CONFIG_KEY: config.model.to_json_dict()}
+    custom_config = {
+        MODEL_CONFIG_KEY: config.model.to_json_dict(),
+        CODE_VERSION_KEY: config.code_version,
+    }
     if not _vertex_training(config):
         return tfx.components.Trainer(custom_config=custom_config, **kwargs)
     cloud = tfx.extensions.google_cloud_ai_platform

@@ -10,8 +10,10 @@ client without a TF Serving binary.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -59,6 +61,17 @@ def _request(model_name: str, signature: str, inputs: dict) -> predict_pb2.Predi
     return request
 
 
+def _depth(k: Any) -> int:
+    """`k` as an int in [1, MAX_K]: Python and numpy integers, never a bool or a float.
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or not 0 < k <= MAX_K:
+        raise ValueError(f"k must be an int in [1, {MAX_K}], got {k!r}")
+    return int(k)
+
+
 def retrieve_request(
     user_ids: Sequence[str],
     k: int,
@@ -75,8 +88,7 @@ def retrieve_request(
         ValueError: on an empty or non-string `user_ids`, or a `k` that is not a
             positive int32 (the signature's type: a larger k would wrap around).
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= MAX_K:
-        raise ValueError(f"k must be an int in [1, {MAX_K}], got {k!r}")
+    k = _depth(k)
     users = _strings("user_ids", user_ids)
     signature = signature if exclude_seen else names.RETRIEVE_WITH_SEEN
     return _request(model_name, signature, {names.USER_ID_INPUT: users, names.K_INPUT: np.int32(k)})
@@ -132,8 +144,7 @@ def recommend_request(
     Raises:
         ValueError: on empty or non-string ids, lists not one per user, or a bad k.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= MAX_K:
-        raise ValueError(f"k must be an int in [1, {MAX_K}], got {k!r}")
+    k = _depth(k)
     users = _strings("user_ids", user_ids)
     inputs = {
         names.USER_ID_INPUT: users,

@@ -75,6 +75,21 @@ def test_unreadable_content_names_the_file(tmp_path, content, message):
     assert "ratings.csv" in str(info.value)
 
 
+def test_an_undecodable_byte_is_named_by_its_line(tmp_path):
+    rows = b"".join(b"7,%d,4.0,100\n" % i for i in range(28))
+    path = tmp_path / "ratings.csv"
+    path.write_bytes(b"userId,movieId,rating,timestamp\n" + rows + b"7,Caf\xe9,4,1\n")
+    with pytest.raises(ValueError, match="not valid UTF-8 on line 30 "):
+        rows_of(path)
+
+
+def test_a_log_without_a_header_is_told_so(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("1,1,4.0,964982703\n1,3,4.0,964981247\n")
+    with pytest.raises(ValueError, match=r"has no header: its first line is data"):
+        csv_source.read_header(str(path))
+
+
 def test_header_problems_are_named(tmp_path):
     path = tmp_path / "ratings.csv"
     path.write_text("userId,movieId,rating,rating,timestamp\n1,2,3,4,5\n")

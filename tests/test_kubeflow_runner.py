@@ -254,3 +254,13 @@ def test_a_logs_file_drives_the_cloud_pipeline(tmp_path):
     config = CloudConfig(**REQUIRED, logs=logs).pipeline_config()
     assert config.schema_path == "/pipeline/schema/synthetic.pbtxt"  # inside the image
     assert config.pipeline_name == "recommender-synthetic"
+
+
+def test_components_that_run_package_code_are_keyed_by_it(tmp_path):
+    from pipeline.source import source_version
+
+    tasks = _compile(tmp_path)["pipelineSpec"]["root"]["dag"]["tasks"]
+    for task in ("MultiLogExampleGen", "Transform", "Trainer"):
+        params = tasks[task]["inputs"]["parameters"]
+        value = params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
+        assert json.loads(value)["code_version"] == source_version(), task

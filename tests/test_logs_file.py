@@ -156,6 +156,47 @@ def test_an_extends_cycle_is_named(tmp_path):
         logs_file.load(str(tmp_path / "a.yaml"))
 
 
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("twice.yaml", "name: a\nmodel: {}\nname: b\n"),
+        ("twice.json", '{"name": "a", "name": "b"}'),
+    ],
+)
+def test_a_key_written_twice_is_refused(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(logs_file.LogsFileError, match=r"does not parse: .*'name'.* twice"):
+        logs_file.load(str(tmp_path / name))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-04T10:15:30Z",
+        "2026-12-04T10:15:30.12Z",
+        "2026-12-04T10:15:30.123456789Z",
+        "2026-12-04T10:15:30+0000",
+        "2026-12-04T11:15:30+01:00",
+        "2026-12-04T05:15:30-05",
+        "20261204T101530Z",
+        "2026-12-04 10:15:30",
+    ],
+)
+def test_iso_8601_times_parse_in_every_standard_form(text):
+    from components.multilog_example_gen.events import parse_timestamp
+
+    moment = datetime.datetime(2026, 12, 4, 10, 15, 30, tzinfo=datetime.timezone.utc)
+    assert parse_timestamp(text, "iso8601") == int(moment.timestamp())
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "2026-12-04T25:00", "12/04/2026"])
+def test_a_time_that_is_not_iso_8601_is_refused(text):
+    from components.multilog_example_gen.events import parse_timestamp
+
+    with pytest.raises(ValueError):
+        parse_timestamp(text, "iso8601")
+
+
 def test_mistakes_against_the_data_name_the_key_and_the_data_file(tmp_path):
     (tmp_path / "movies.csv").write_text("movieId,title,genres\n10,Heat,Action\n")
     (tmp_path / "ratings.csv").write_text("userId,movieId,ts,score\nu1,10,1,4\n")

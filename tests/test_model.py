@@ -8,9 +8,14 @@ import tensorflow_recommenders as tfrs
 from models import features as F
 from models.baselines import BiasModel, fit_bias_model
 from models.config import DCNConfig, ModelConfig, TaskEvents
-from models.data import event_statistics, with_item_probability, with_task_events
+from models.data import (
+    event_statistics,
+    item_index_features,
+    with_item_probability,
+    with_task_events,
+)
 from models.layers import DCNRatingTower, ItemTower, UserTower, masked_mean
-from models.model import MultiTaskRecommender, build_model, mean_softmax_loss
+from models.model import Catalogue, MultiTaskRecommender, build_model, mean_softmax_loss
 from models.tasks import RatingTask
 from models.training import FailOnNonFiniteLoss
 
@@ -362,3 +367,42 @@ def test_the_dot_product_term_reads_the_retrieval_query():
     tower.dot_weight.assign(0.5)
     np.testing.assert_allclose(tower((ids, items)).numpy(), without + 0.5 * 2.0, rtol=1e-6)
     np.testing.assert_allclose(tower((ids, items, query)).numpy(), without + 0.5 * 3.0, rtol=1e-6)
+
+
+def test_catalogue_softmax_scores_every_item_of_the_catalogue():
+    # Catalogue item 2 = [1, 1] is in no batch; the in-batch softmax never sees it.
+    model = MultiTaskRecommender(
+        user_tower=FixedTower(F.USER_IDX, [[1.0, 0.0], [0.0, 1.0]]),
+        item_tower=FixedTower(F.ITEM_IDX, [[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]),
+        rating_tower=SumRating(),
+        retrieval_task=tfrs.tasks.Retrieval(loss=mean_softmax_loss()),
+        rating_task=RatingTask(),
+        rating_weight=0.0,
+        catalogue=Catalogue({F.ITEM_IDX: np.arange(3)}),
+    )
+    # Scores over the catalogue: user 0 [1, 0, 1], user 1 [0, 2, 1].
+    row0 = -1.0 + np.log(np.exp(1.0) + np.exp(0.0) + np.exp(1.0))
+    row1 = -2.0 + np.log(np.exp(0.0) + np.exp(2.0) + np.exp(1.0))
+    weighted = {**BATCH, F.RETRIEVAL_WEIGHT: tf.constant([1.0, 3.0])}
+    for training in (True, False):
+        loss = model.compute_loss(weighted, training=training)
+        assert float(loss) == pytest.approx((row0 + 3 * row1) / 2, rel=1e-5)
+
+
+def test_item_index_features_put_each_catalogue_row_at_its_item_index():
+    catalog = tf.data.Dataset.from_tensors(
+        {
+            F.ITEM_IDX: tf.constant([1, 3, 0], tf.int64),  # 3 = OOV of a 3-item vocabulary
+            F.GENRE_IDS: tf.constant([[2, 0], [5, 5], [1, 3]], tf.int64),
+        }
+    )
+    table = item_index_features(catalog, num_items=3, token_features=[F.GENRE_IDS])
+    assert table[F.ITEM_IDX].tolist() == [0, 1, 2, 3]
+    # Item 2 has no catalogue row and the OOV row keeps no tokens.
+    assert table[F.GENRE_IDS].tolist() == [[1, 3], [2, 0], [0, 0], [0, 0]]
+
+
+def test_retrieval_negatives_are_validated():
+    assert ModelConfig().retrieval_negatives == "in_batch"
+    with pytest.raises(ValueError, match="retrieval_negatives must be one of"):
+        ModelConfig(retrieval_negatives="sampled")

@@ -223,25 +223,30 @@ def test_early_stopping_returns_the_best_holdout_epoch_and_never_fits_the_holdou
         assert losses[-1] > min(losses) and best < losses[-1]
 
 
-def test_new_users_events_are_no_ones_known_items():
+def test_users_outside_the_vocabulary_keep_their_own_known_items():
     from models.export import Interactions, served_seen_items
 
     # Users 0 and 1 are in the vocabulary (size 2); index 2 is the OOV user, to whom
-    # every evaluation event of a user absent from training maps.
-    users = np.array([0, 0, 1, 2, 2])
+    # every evaluation event of a user absent from training maps: here "c" and "d".
+    users = np.array([0, 0, 1, 2, 2, 2])
     known = Interactions(
         users=users,
-        items=np.array([10, 11, 10, 12, 13]),
-        in_train=np.array([True, False, True, False, False]),
-        event_types=np.array([b"watch"] * 5, dtype=object),
-        ratings=np.zeros(5),
-        rated=np.zeros(5, bool),
-        timestamps=np.arange(5),
+        items=np.array([10, 11, 10, 12, 13, 12]),
+        in_train=np.array([True, False, True, False, False, False]),
+        event_types=np.array([b"watch"] * 6, dtype=object),
+        ratings=np.zeros(6),
+        rated=np.zeros(6, bool),
+        timestamps=np.arange(6),
+        user_ids=np.array([b"a", b"a", b"b", b"d", b"d", b"c"], dtype=object),
     )
-    seen = served_seen_items(known, np.array([0, 1, 0, 2, 3]), num_users=2, num_rows=4)
-    assert seen.count(tf.constant([0, 1, 2], tf.int64)).numpy().tolist() == [2, 1, 0]
-    found = seen.contains(tf.constant([0, 2], tf.int64), tf.constant([[0, 1, 2, 3]] * 2, tf.int64))
-    assert found.numpy().tolist() == [[True, True, False, False], [False] * 4]
+    seen = served_seen_items(known, np.array([0, 1, 0, 2, 3, 2]), num_users=2, num_rows=4)
+    oov = tf.constant([2, 2, 2, 0], tf.int64)
+    index = seen.index_of(oov, tf.constant([b"c", b"d", b"new", b"a"])).numpy().tolist()
+    assert index == [3, 4, 2, 0]  # c, d past the OOV index; an unknown id stays OOV
+    assert seen.count(tf.constant([0, 1, 2, 3, 4], tf.int64)).numpy().tolist() == [2, 1, 0, 1, 2]
+    rows = tf.constant([[0, 1, 2, 3]] * 3, tf.int64)
+    found = seen.contains(tf.constant([2, 3, 4], tf.int64), rows).numpy().tolist()
+    assert found == [[False] * 4, [False, False, True, False], [False, False, True, True]]
 
 
 def _dynamic_rank3_tensors(concrete) -> list[str]:

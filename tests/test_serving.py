@@ -129,6 +129,13 @@ def test_malformed_requests_fail_clearly(build, message):
         build()
 
 
+def test_numpy_integers_are_a_depth_and_booleans_are_not():
+    request = client.retrieve_request(["7"], np.int64(3), "m")
+    assert tf.make_ndarray(request.inputs["k"]) == 3
+    with pytest.raises(ValueError, match="k must be an int"):
+        client.retrieve_request(["7"], np.bool_(True), "m")
+
+
 def test_requests_and_responses_round_trip():
     request = client.retrieve_request(["7", "8"], 3, "recommender")
     assert request.model_spec.signature_name == "retrieve"

@@ -53,6 +53,26 @@ def test_retrieve_excludes_every_known_item_and_answers_unknown_users(output, ki
     assert empty[names.ITEM_IDS_OUTPUT].shape[0] == 0
 
 
+@pytest.mark.parametrize("kind", ["brute_force", "scann"])
+def test_a_user_outside_the_vocabulary_never_gets_their_known_items(output, kind):
+    # e1 is known from an evaluation event on i4 only: outside the vocabulary, it gets
+    # the popular list (i4 i1 i2 i3) without i4; a stranger and e2 are not denied i4.
+    module = module_for(output, kind, outside={"e1": [3], "e2": [0]})
+    out = module.retrieve(tf.constant(["e1", "stranger", "e2"]), tf.constant(2))
+    assert ids(out) == [["i1", "i2"], ["i4", "i1"], ["i4", "i2"]]
+    rec = module.recommend(
+        tf.constant(["e1", "stranger"]),
+        tf.constant([[""], [""]]),
+        tf.constant([[""], [""]]),
+        tf.constant(3),
+    )
+    assert [sorted(r) for r in ids(rec)] == [["i1", "i2", "i3"], ["i1", "i2", "i4"]]
+    # Its ratings and biases are the unknown user's.
+    rates = module.rate(tf.constant(["e1", "stranger"]), tf.constant(["i1", "i1"]))
+    first, second = rates[names.RATING_OUTPUT].numpy()
+    assert first == second
+
+
 def test_a_request_can_keep_known_items(output):
     module = module_for(output)
     kept = module.retrieve_with_seen(tf.constant(["u1", "stranger"]), tf.constant(2))
@@ -155,6 +175,7 @@ def test_unknown_user_row_is_the_activity_weighted_mean(output):
         ratings=np.zeros(5),
         rated=np.zeros(5, bool),
         timestamps=np.zeros(5, np.int64),
+        user_ids=np.array([b"a", b"a", b"a", b"b", b"c"], dtype=object),
     )
     set_unknown_user(Model, known, num_users=3)
     np.testing.assert_allclose(tower.embedding.embeddings.numpy()[3], [0.75, 0.25])

@@ -12,11 +12,23 @@ import pytest
 import scann  # noqa: F401  (registers the ScaNN ops)
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
-from spanlib import NEW_ITEM, artifacts, executions, run_deliveries
+from spanlib import (
+    NEW_ITEM,
+    artifacts,
+    deliver,
+    executions,
+    read,
+    run_deliveries,
+    spans_config,
+    stage_spans,
+    write,
+)
 
 from contracts.layout import WARMSTART_DIR_NAME
 from contracts.names import EVAL_SPANS_PROPERTY, TRAIN_SPANS_PROPERTY
+from datagen.partition import span_dir
 from models.warmstart import REPORT_FILE
+from pipeline.local import run_locally
 
 COMPLETE = metadata_store_pb2.Execution.COMPLETE
 CACHED = metadata_store_pb2.Execution.CACHED
@@ -91,3 +103,31 @@ def test_a_shifted_span_is_flagged_as_drift(runs):
     _, _, reports = runs
     assert reports[0].drift == ()
     assert any(line.startswith("events/event_type:") for line in reports[1].drift), reports[1].drift
+
+
+def test_a_span_whose_files_change_is_ingested_again(tmp_path):
+    """Ingestion only: spans 1-3 are ingested once; re-delivering span 1 with half of
+    its ratings ingests it again (its new version is the one the window reads);
+    unchanged spans are left alone."""
+    staged = stage_spans(str(tmp_path))
+    data_root, out = str(tmp_path / "data"), str(tmp_path / "out")
+    config = spans_config(out, data_root, ingest_only=True)
+    for span in (1, 2, 3):
+        deliver(staged, data_root, span)
+    reports = [run_locally(config, out), run_locally(config, out)]
+    ratings = os.path.join(data_root, span_dir("ratings", 1), "ratings.csv")
+    header, rows = read(ratings)
+    write(ratings, header, rows[: len(rows) // 2])
+    reports.append(run_locally(config, out))
+    assert [r.caught_up for r in reports] == [(1, 2), (), (1,)]
+    gens = [e for name, e in executions(out) if name == "MultiLogExampleGen"]
+    done = [e.custom_properties["span"].int_value for e in gens if e.last_known_state == COMPLETE]
+    assert done == [1, 2, 3, 1]
+    span_one = [a for a in artifacts(out, "Examples") if a.custom_properties["span"].int_value == 1]
+    fingerprints = [a.custom_properties["input_fingerprint"].string_value for a in span_one[-2:]]
+    assert fingerprints[0] != fingerprints[1]
+    counts = [
+        sum(1 for _ in tf.data.TFRecordDataset(tf.io.gfile.glob(f"{a.uri}/Split-*/*"), "GZIP"))
+        for a in span_one[-2:]
+    ]
+    assert counts[1] < counts[0]

@@ -150,11 +150,20 @@ BIAS_MEAN, U1_BIAS, I1_BIAS = 3.0, 0.5, 0.25
 
 
 def small_world_module(
-    output, kind="brute_force", seen=True, rating_range=None, events=None, scale=1.0, offset=0.0
+    output,
+    kind="brute_force",
+    seen=True,
+    rating_range=None,
+    events=None,
+    scale=1.0,
+    offset=0.0,
+    outside=None,
 ):
     """A ServingModule over the small world, for a Transform output of users u1, u2, u3.
 
     Ratings are `scale * (<u, i> + offset)`; the bias baseline is scaled alike.
+    `outside` ({raw id: catalogue rows}) adds evaluation events of users outside
+    the vocabulary to the known items.
     """
     from models.baselines import BiasModel
     from models.serving_module import ServingModule
@@ -168,10 +177,19 @@ def small_world_module(
     if seen:
         from models.index import SeenItems
 
-        users = np.array([vocab.index(u) for u, _, _ in KNOWN])
-        rows = np.array([r for _, r, _ in KNOWN])
-        in_train = np.array([t for _, _, t in KNOWN])
-        known = SeenItems(users, rows, in_train, num_users=len(vocab) + 1, num_rows=4)
+        outside = outside or {}
+        extra = [(len(vocab) + 1 + j, r) for j, u in enumerate(outside) for r in outside[u]]
+        users = np.array([vocab.index(u) for u, _, _ in KNOWN] + [u for u, _ in extra])
+        rows = np.array([r for _, r, _ in KNOWN] + [r for _, r in extra])
+        in_train = np.array([t for _, _, t in KNOWN] + [False] * len(extra))
+        known = SeenItems(
+            users,
+            rows,
+            in_train,
+            num_users=len(vocab) + 1,
+            num_rows=4,
+            outside_users=np.array([u.encode() for u in outside], object),
+        )
     activity = np.zeros(len(vocab) + 1, np.int64)
     for user, _, train in KNOWN:
         activity[vocab.index(user)] += train

@@ -9,6 +9,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 
 from components.multilog_example_gen import executor
 from components.multilog_example_gen.spec import IngestSpec
+from contracts.names import CODE_VERSION_KEY
 
 
 class MultiLogExampleGen(FileBasedExampleGen):
@@ -36,6 +37,7 @@ class MultiLogExampleGen(FileBasedExampleGen):
         ingest: IngestSpec,
         range_config: range_config_pb2.RangeConfig | data_types.RuntimeParameter | None = None,
         read_window: bool = False,
+        code_version: str = "",
     ):
         """Builds the component.
 
@@ -47,6 +49,7 @@ class MultiLogExampleGen(FileBasedExampleGen):
             read_window: With spans, read the whole rolling window ending at
                 that span from the logs and split it train (earlier spans) / eval
                 (the newest), for orchestrators that cannot resolve span ranges.
+            code_version: Fingerprint of the executor's code, part of the cache key.
         """
         super().__init__(
             input_base=input_base,
@@ -54,6 +57,7 @@ class MultiLogExampleGen(FileBasedExampleGen):
             custom_config={
                 executor.INGEST_SPEC_KEY: ingest.to_json_dict(),
                 executor.READ_WINDOW_KEY: read_window,
+                CODE_VERSION_KEY: code_version,
             },
             range_config=range_config,
         )

@@ -32,7 +32,7 @@ def open_binary(path: str):
         ValueError: if the file does not exist.
     """
     if not FileSystems.exists(path):
-        raise ValueError(f"log file {path!r} does not exist")
+        raise ValueError(f"{path!r} does not exist")
     raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     head = raw.read(2)
     raw.seek(0)
@@ -52,19 +52,43 @@ def _rows(path: str, dialect: CsvDialect) -> Iterator[tuple[int, list[str]]]:
         except UnicodeDecodeError as e:
             name = codecs.lookup(dialect.encoding).name
             shown = "UTF-8" if name in ("utf-8", "utf-8-sig") else dialect.encoding
+            bad = _undecodable_line(path, dialect.encoding) or line
             raise ValueError(
-                f"{path!r} is not valid {shown} at or after line {line} ({e.reason}); "
+                f"{path!r} is not valid {shown} on line {bad} ({e.reason}); "
                 "re-export it, or declare its encoding (CsvDialect.encoding)"
             ) from e
         except (csv.Error, EOFError, OSError) as e:
             raise ValueError(f"{path!r}, line {line}: unreadable CSV ({e})") from e
 
 
+def _undecodable_line(path: str, encoding: str) -> int | None:
+    """The first line of `path` that does not decode in `encoding` (None if none does not)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open_binary(path) as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
+def _looks_like_data(names: list[str]) -> bool:
+    """Whether a header's every name is a number: the file's first row is data."""
+    for name in names:
+        try:
+            float(name)
+        except ValueError:
+            return False
+    return bool(names)
+
+
 def read_header(path: str, dialect: CsvDialect = DEFAULT) -> list[str]:
     """Returns the column names of `path` (its header line, or the dialect's), checked.
 
     Raises:
-        ValueError: if the file is missing, empty, unreadable, or repeats a column name.
+        ValueError: if the file is missing, empty, unreadable, starts with data
+            instead of a header, or repeats a column name.
     """
     if not dialect.header:
         header = list(dialect.columns)
@@ -74,7 +98,12 @@ def read_header(path: str, dialect: CsvDialect = DEFAULT) -> list[str]:
             header = [name.strip() for name in names]
             break
         if header is None:
-            raise ValueError(f"log file {path!r} is empty: expected a CSV header")
+            raise ValueError(f"{path!r} is empty: expected a CSV header")
+        if _looks_like_data(header):
+            raise ValueError(
+                f"{path!r} has no header: its first line is data ({header}); add a header "
+                "line, or declare the columns (CsvDialect.header false, CsvDialect.columns)"
+            )
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ValueError(f"{path!r} repeats column name(s) {repeated} in its header")

@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
@@ -89,6 +90,37 @@ def unknown_item_features(item: str, spec: CatalogSpec | None) -> dict[str, tf.t
     return feats
 
 
+_ISO_8601 = re.compile(
+    r"(\d{4})-?(\d{2})-?(\d{2})"
+    r"(?:[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def _iso_8601(text: str) -> datetime.datetime:
+    """The moment of an ISO-8601 date or time, extended or basic format (UTC if naive)."""
+    match = _ISO_8601.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not an ISO-8601 date or time")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    offset = datetime.timezone.utc
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        minutes = int(digits[:2]) * 60 + int(digits[2:] or 0)
+        offset = datetime.timezone(sign * datetime.timedelta(minutes=minutes))
+    return datetime.datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        int((fraction or "0")[:6].ljust(6, "0")),
+        tzinfo=offset,
+    )
+
+
 MIN_MILLISECONDS = 1e11
 """Millisecond times below this are before March 1973: seconds written as milliseconds."""
 
@@ -96,7 +128,9 @@ MIN_MILLISECONDS = 1e11
 def parse_timestamp(value: str, unit: str) -> int:
     """Unix seconds of a timestamp in `unit` ("seconds", "milliseconds", "iso8601").
 
-    A naive ISO-8601 time is UTC; a trailing "Z" is accepted.
+    ISO-8601 text may be in the extended (`2026-12-04T10:15:30.12+01:00`) or
+    basic (`20261204T101530Z`) format, with any fraction of a second and a
+    zone of "Z", +hh, +hhmm or +hh:mm; a naive time is UTC.
 
     Raises:
         ValueError: if the value does not parse in that unit, or is a positive
@@ -104,10 +138,7 @@ def parse_timestamp(value: str, unit: str) -> int:
     """
     text = str(value).strip()
     if unit == "iso8601":
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        return int(moment.timestamp())
+        return math.floor(_iso_8601(text).timestamp())
     number = float(text)
     if not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")

@@ -66,7 +66,7 @@ def _records(path: str) -> Iterator[bytes]:
     import tensorflow as tf
 
     if not FileSystems.exists(path):
-        raise ValueError(f"log file {path!r} does not exist")
+        raise ValueError(f"{path!r} does not exist")
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         head = f.read(2)
     compression = "GZIP" if head == GZIP_MAGIC else ""
