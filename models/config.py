@@ -127,17 +127,36 @@ class RecommendConfig(jsonable.JsonDataclass):
             at least k.
         retrieval_weight: The re-ranking score is `predicted rating +
             retrieval_weight * retrieval score`; 0 orders by predicted rating.
+            None: the Trainer chooses it among `blend_weights` by the top-10 hit
+            rate of `recommend`'s lists on the early-stopping holdout, scored
+            as served (`models.blend`); without a holdout, the largest.
+        blend_weights: The weights that choice is made among; the largest
+            should order by retrieval in effect, so that `recommend` is never
+            chosen worse than retrieval order.
     """
 
     candidates: int = 200
-    retrieval_weight: float = 0.0
+    retrieval_weight: float | None = None
+    blend_weights: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 1000.0)
 
     def __post_init__(self) -> None:
-        if self.candidates <= 0 or self.retrieval_weight < 0:
+        weights = (
+            *self.blend_weights,
+            0.0 if self.retrieval_weight is None else self.retrieval_weight,
+        )
+        if self.candidates <= 0 or min(weights) < 0 or not self.blend_weights:
             raise ValueError(
-                "RecommendConfig.candidates must be positive and retrieval_weight >= 0, got "
-                f"{self.candidates}, {self.retrieval_weight}"
+                "RecommendConfig.candidates must be positive, retrieval_weight and "
+                "blend_weights >= 0 (and some blend weight given), got "
+                f"{self.candidates}, {self.retrieval_weight}, {self.blend_weights}"
             )
+
+    def chosen(self, weight: float | None) -> RecommendConfig:
+        """This config with `retrieval_weight` set: its own, else `weight`, else the largest."""
+        if self.retrieval_weight is not None:
+            return self
+        fallback = max(self.blend_weights) if weight is None else float(weight)
+        return dataclasses.replace(self, retrieval_weight=fallback)
 
 
 @dataclasses.dataclass(frozen=True)

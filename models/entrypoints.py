@@ -7,6 +7,7 @@ of the eval splits).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -67,6 +68,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         catalog_files,
         log_dir=fn_args.model_run_dir,
         warm_start_from=base,
+    )
+    blend = metrics["recommend_blend"] or {}
+    config = dataclasses.replace(
+        config, recommend=config.recommend.chosen(blend.get("retrieval_weight"))
     )
     export.export_models(
         model,

@@ -27,7 +27,7 @@ from models.history import UserHistories
 from models.index import SeenItems
 from models.model import MultiTaskRecommender
 from models.serving_module import ServingModule
-from models.serving_state import Catalogue, TrainingFacts
+from models.serving_state import Catalogue, TrainingFacts, rating_range
 from serving.client import write_warmup_requests
 
 SCANN_SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
@@ -159,16 +159,6 @@ def served_seen_items(
     return SeenItems(
         users, rows, known.in_train, num_users + F.OOV_BUCKETS, num_rows, outside_users=ids
     )
-
-
-def rating_range(schema: schema_pb2.Schema) -> tuple[float, float] | None:
-    """The rating feature's [min, max] in the curated schema, if it declares one."""
-    for feature in schema.feature:
-        if feature.name == F.RATING and feature.HasField("float_domain"):
-            domain = feature.float_domain
-            if domain.HasField("min") and domain.HasField("max"):
-                return float(domain.min), float(domain.max)
-    return None
 
 
 def training_facts(

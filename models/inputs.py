@@ -51,6 +51,8 @@ class TrainingInputs:
         fit_events: Events in one pass over `fit`.
         fit_after: Only events after this time are fitted (None: every event).
         trained_through: The latest training event's time (0 without times).
+        known: (user, item) indices of the training events outside the holdout,
+            the items a holdout event's user is known by when it is scored.
     """
 
     fit: tf.data.Dataset
@@ -59,6 +61,7 @@ class TrainingInputs:
     fit_events: int
     fit_after: int | None = None
     trained_through: int = 0
+    known: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def event_columns(
@@ -226,4 +229,5 @@ def training_inputs(
         int(fitted.sum()),
         fit_after,
         int(times.max()) if n else 0,
+        (users[known], items[known]),
     )

@@ -124,7 +124,7 @@ class ServingModule(tf.Module):
         self.search = CandidateSearch(self.item_embeddings, n, self.index, depth)
         self.seen = seen
         self.histories = histories
-        self.recommend_config = recommend or RecommendConfig()
+        self.recommend_config = (recommend or RecommendConfig()).chosen(None)
         if self.rating_prior is not None or histories is not None:
             if catalogue.item_idx is None:
                 raise ValueError("a model with a rating prior or history needs Catalogue.item_idx")

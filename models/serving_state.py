@@ -10,7 +10,9 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
 
+from models import features as F
 from models.baselines import BiasModel
 
 ACTIVITY_LABELS = ("new", "1-4", "5-19", "20-99", "100+")
@@ -63,3 +65,13 @@ def as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
         indices = tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], axis=1)
         return tf.SparseTensor(indices, values, dense_shape=tf.stack([batch, 1]))
     return tf.reshape(values, [-1, *spec.shape])
+
+
+def rating_range(schema: schema_pb2.Schema) -> tuple[float, float] | None:
+    """The rating feature's [min, max] in the curated schema, if it declares one."""
+    for feature in schema.feature:
+        if feature.name == F.RATING and feature.HasField("float_domain"):
+            domain = feature.float_domain
+            if domain.HasField("min") and domain.HasField("max"):
+                return float(domain.min), float(domain.max)
+    return None

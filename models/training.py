@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features as F
+from models.blend import choose_retrieval_weight
 from models.config import ModelConfig, TaskEvents
 from models.data import (
     CATALOG_BATCH,
@@ -20,11 +21,13 @@ from models.data import (
     EventStatistics,
     event_statistics,
     item_index_features,
+    read_columns,
     read_transformed,
     with_task_events,
 )
 from models.inputs import TrainingInputs, training_inputs
 from models.model import MultiTaskRecommender, build_model
+from models.serving_state import rating_range
 from models.warmstart import trained_through, vocabularies, warm_start
 
 EventMap = Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]
@@ -252,8 +255,39 @@ def train(
     }
     if tracked:
         final["eval_by_epoch"] = tracked.results
+    final["recommend_blend"] = recommend_blend(model, config, setup, inputs, tf_transform_output)
     logging.info("Final metrics: %s", final)
     return model, {**final, "warm_start": started_from}
+
+
+def recommend_blend(
+    model: MultiTaskRecommender,
+    config: ModelConfig,
+    setup: TrainingSetup,
+    inputs: TrainingInputs,
+    tf_transform_output: tft.TFTransformOutput,
+) -> dict | None:
+    """`recommend`'s retrieval weight chosen on the holdout (`models.blend`), if it is left open.
+
+    None when `RecommendConfig.retrieval_weight` is set or there is no holdout.
+    """
+    if config.recommend.retrieval_weight is not None or inputs.holdout is None:
+        return None
+    num_items = setup.sizes[F.ITEM_VOCAB]
+    rows = read_columns(setup.catalog, (F.ITEM_IDX,))[F.ITEM_IDX].astype(np.int64)
+    chosen = choose_retrieval_weight(
+        model,
+        inputs.holdout,
+        item_index_features(setup.catalog, num_items, sorted(setup.token_sizes)),
+        rows[rows < num_items],
+        inputs.known,
+        config.recommend.candidates,
+        evaluated=config.events.evaluated_retrieval_events(),
+        rating_range=rating_range(tf_transform_output.raw_metadata.schema),
+        weights=config.recommend.blend_weights,
+    )
+    logging.info("recommend's blend on the holdout: %s", chosen)
+    return chosen
 
 
 def build_variables(model: MultiTaskRecommender, inputs: TrainingInputs) -> None:

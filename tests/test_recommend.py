@@ -49,11 +49,12 @@ def output():
     return users_transform(list(QUERIES))
 
 
-def history_module(output, rating_scale=1.0, kind="brute_force", candidates=4):
+def history_module(output, rating_scale=1.0, kind="brute_force", candidates=4, weight=0.0):
     """The small world with a query = user row + mean of the history's item embeddings.
 
     u1 trained on i1 (its stored history) and has i3 in eval; u2 and u3 trained on i4.
-    Ratings are `rating_scale * <query, item>`.
+    Ratings are `rating_scale * <query, item>`; `recommend` orders by rating +
+    `weight` * retrieval score.
     """
     vocab = [u.decode() for u in output.vocabulary_by_name(F.USER_VOCAB)]
     tower = UserTower(num_users=len(vocab), dim=2, num_items=4)
@@ -94,7 +95,7 @@ def history_module(output, rating_scale=1.0, kind="brute_force", candidates=4):
         top_k=2,
         seen=seen,
         histories=histories,
-        recommend=RecommendConfig(candidates=candidates),
+        recommend=RecommendConfig(candidates=candidates, retrieval_weight=weight),
     )
 
 
@@ -142,6 +143,13 @@ def test_exclusions_and_known_items_never_come_back(output):
     assert out["scores"].numpy()[0, 1] == np.finfo(np.float32).min
     items, _ = recommend(module, ["new"], 2, recent=[["i4"]], exclude=[["i3"]])
     assert "i3" not in items[0] and "i4" not in items[0]
+
+
+def test_a_blend_left_open_and_never_chosen_is_retrieval_order(output):
+    module = history_module(output, rating_scale=-1.0, weight=None)  # no holdout chose it
+    assert module.recommend_config.retrieval_weight == max(RecommendConfig().blend_weights)
+    retrieved = module.retrieve(tf.constant([b"u2"]), tf.constant(3))["item_ids"].numpy()[0]
+    assert recommend(module, ["u2"], 3)[0][0] == [i.decode() for i in retrieved]
 
 
 @pytest.mark.parametrize("kind", ["brute_force", "scann"])
