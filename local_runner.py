@@ -1,8 +1,8 @@
 """Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata."""
 
 import argparse
-import gc
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads
 
@@ -75,12 +75,7 @@ def main() -> None:
         print(f"Skipped earlier spans that hold no event: {list(report.empty)}")
     for line in report.drift:
         print(f"Drift from the previous span: {line}")
-    print(
-        f"Pushed model: {report.pushed}"
-        if report.pushed
-        else "No model pushed this run (unchanged, or not blessed: see the Evaluator's gate.json)"
-    )
-    gc.collect()  # frees TensorFlow functions now, not noisily at interpreter exit
+    print(report.outcome())
 
 
 def logs_file_of(dataset: str) -> str:
@@ -90,3 +85,7 @@ def logs_file_of(dataset: str) -> str:
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # TensorFlow's functions print tracebacks when freed during interpreter teardown.
+    os._exit(0)

@@ -37,6 +37,8 @@ from components.anomalies_gate import describe_anomalies, load_anomalies
 from components.multilog_example_gen.executor import input_splits
 from components.multilog_example_gen.read import span_holds_events
 from components.multilog_example_gen.spans import available_spans
+from components.recommender_evaluator.executor import GATE_REPORT
+from components.recommender_evaluator.executor import MESSAGE_KEY as BLESSING_MESSAGE
 from contracts.layout import pushed_model_names
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
@@ -127,12 +129,50 @@ class RunReport:
             not block the spans after them.
         drift: Drift of the newest validated span from the previous one, one
             line per feature (empty without spans or drift).
+        blessed: The newest Evaluator verdict (None before any evaluation).
+        verdict: Its blessing message ("passed", or the failed thresholds).
+        gate_report: The `gate.json` of that evaluation (every threshold).
     """
 
     pushed: str | None
     caught_up: tuple[int, ...] = ()
     empty: tuple[int, ...] = ()
     drift: tuple[str, ...] = ()
+    blessed: bool | None = None
+    verdict: str = ""
+    gate_report: str = ""
+
+    def outcome(self) -> str:
+        """One line: what was pushed, or why nothing was."""
+        if self.pushed:
+            return f"Pushed model: {self.pushed}"
+        if self.blessed is None:
+            return "No model pushed: nothing was evaluated"
+        if not self.blessed:
+            return f"No model pushed: not blessed ({self.verdict}); see {self.gate_report}"
+        return "No model pushed: the blessed model is identical to the one already served"
+
+
+def latest_verdict(
+    connection: metadata_store_pb2.ConnectionConfig,
+) -> tuple[bool | None, str, str]:
+    """(blessed, blessing message, gate.json path) of the newest evaluation, if any."""
+    with metadata.Metadata(connection) as m:
+        blessings = m.store.get_artifacts_by_type("ModelBlessing")
+        evaluations = m.store.get_artifacts_by_type("ModelEvaluation")
+    if not blessings:
+        return None, "", ""
+    blessing = max(blessings, key=lambda a: a.id)
+    properties = blessing.custom_properties
+    message = properties.get(BLESSING_MESSAGE)
+    report = ""
+    if evaluations:
+        report = os.path.join(max(evaluations, key=lambda a: a.id).uri, GATE_REPORT)
+    return (
+        bool(properties["blessed"].int_value) if "blessed" in properties else False,
+        message.string_value if message else "",
+        report,
+    )
 
 
 def ingested_fingerprints(
@@ -223,9 +263,13 @@ def run_locally(config: PipelineConfig, output_dir: str) -> RunReport:
     after = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
     new = sorted((v for v in after - before if v.isdigit()), key=int)
     drift = latest_drift(connection, config.pipeline_name) if config.ingest.spans else []
+    blessed, verdict, gate_report = latest_verdict(connection)
     return RunReport(
         os.path.join(model_dir, new[-1]) if new else None,
         caught_up=tuple(caught_up),
         empty=tuple(empty),
         drift=tuple(drift),
+        blessed=blessed,
+        verdict=verdict,
+        gate_report=gate_report,
     )

@@ -9,7 +9,7 @@ from tensorflow_model_analysis.evaluators import metrics_validator
 from tensorflow_model_analysis.metrics import metric_specs
 
 from components.anomalies_gate import describe_anomalies
-from components.recommender_evaluator.executor import describe_failures
+from components.recommender_evaluator.executor import describe_failures, threshold_report
 from components.recommender_evaluator.metrics import metric_names
 from components.recommender_evaluator.spec import BASELINE, CANDIDATE, GateConfig
 
@@ -154,3 +154,36 @@ def test_anomalies_are_described_per_split_and_feature():
     info.description = "Unexpectedly high value: 7.5>5."
     lines = describe_anomalies({"train": anomalies, "eval": anomalies_pb2.Anomalies()})
     assert lines == ["train/rating: Out-of-range values: Unexpectedly high value: 7.5>5."]
+
+
+def _figures(candidate, baseline=None):
+    figures = {(name, False): value for name, value in candidate.items()}
+    if baseline:
+        figures.update({(n, True): v - baseline[n] for n, v in candidate.items()})
+    return figures
+
+
+def test_the_gate_report_lists_every_threshold_with_its_value():
+    gate = GateConfig(max_rmse=0.9)
+    report = threshold_report(gate.eval_config(K), _figures(GOOD), validate(gate, GOOD))
+    assert {(r["metric"], r["bound"], r["value"], r["passed"]) for r in report} == {
+        ("rmse", "<= 0.9", 0.83, True),
+        ("rmse change vs baseline", "change vs baseline <= 0.01", None, None),  # first run
+        ("rmse_lift", ">= 0.01", 0.05, True),
+        (f"top_{K}_lift", ">= 0.05", 0.5, True),
+        (f"top_{K}_lift change vs baseline", "change vs baseline >= -0.05", None, None),
+    }
+    worse = {**GOOD, "rmse": 0.85, "rmse_lift": math.nan}
+    result = validate(gate, worse, baseline=GOOD)
+    rows = {
+        r["metric"]: r for r in threshold_report(gate.eval_config(K), _figures(worse, GOOD), result)
+    }
+    assert rows["rmse change vs baseline"]["passed"] is False
+    assert rows["rmse change vs baseline"]["value"] == pytest.approx(0.02)
+    assert rows["rmse_lift"] == {
+        "metric": "rmse_lift",
+        "bound": ">= 0.01",
+        "value": None,
+        "passed": False,
+    }
+    assert rows[f"top_{K}_lift change vs baseline"]["passed"] is True

@@ -61,3 +61,38 @@ def test_executions_left_running_are_marked_and_their_outputs_removed(tmp_path):
     assert sorted(os.listdir(root / "Transform" / "transform_graph")) == [str(done)]
     assert sorted(os.listdir(root / "Transform" / ".system" / "executor_execution")) == [str(done)]
     assert recover_interrupted(connection, str(root)) == []  # nothing left to mark
+
+
+def test_the_run_report_says_why_nothing_was_pushed(tmp_path):
+    from pipeline.local import RunReport, latest_verdict
+
+    connection = metadata.sqlite_metadata_connection_config(str(tmp_path / "mlmd.sqlite"))
+    assert latest_verdict(connection) == (None, "", "")
+    with metadata.Metadata(connection) as m:
+        store = m.store
+        kinds = {
+            name: store.put_artifact_type(metadata_store_pb2.ArtifactType(name=name))
+            for name in ("ModelBlessing", "ModelEvaluation")
+        }
+        blessings = []
+        for blessed, message in ((1, "passed"), (0, "rmse_lift = 0.0040 fails {...}")):
+            artifact = metadata_store_pb2.Artifact(type_id=kinds["ModelBlessing"])
+            artifact.custom_properties["blessed"].int_value = blessed
+            artifact.custom_properties["blessing_message"].string_value = message
+            blessings.append(artifact)
+        store.put_artifacts(blessings)
+        store.put_artifacts(
+            [metadata_store_pb2.Artifact(type_id=kinds["ModelEvaluation"], uri=str(tmp_path / "e"))]
+        )
+    blessed, verdict, gate = latest_verdict(connection)  # the newest evaluation's
+    assert (blessed, verdict, gate) == (
+        False,
+        "rmse_lift = 0.0040 fails {...}",
+        str(tmp_path / "e" / "gate.json"),
+    )
+    refused = RunReport(None, blessed=blessed, verdict=verdict, gate_report=gate).outcome()
+    assert (
+        refused.startswith("No model pushed: not blessed (rmse_lift = 0.0040") and gate in refused
+    )
+    assert "identical" in RunReport(None, blessed=True, verdict="passed").outcome()
+    assert RunReport("/s/1").outcome() == "Pushed model: /s/1"

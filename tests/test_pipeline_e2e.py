@@ -3,6 +3,7 @@
 import collections
 import csv
 import dataclasses
+import json
 import os
 
 import pytest
@@ -13,10 +14,12 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
+from contracts.layout import WARMSTART_DIR_NAME
 from contracts.names import CATALOG, EVAL, MODEL_CONFIG_KEY, TRAIN, TUNING_CONFIG_KEY
 from models.config import TuningConfig
 from models.entrypoints import tuner_fn
 from models.tuning import OBJECTIVE
+from models.warmstart import REPORT_FILE
 from pipeline import logs_file
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
@@ -190,7 +193,12 @@ def test_model_is_blessed_and_pushed_in_serving_layout(first_run):
     _, config, connection = first_run
     with metadata.Metadata(connection) as m:
         blessings = m.store.get_artifacts_by_type("ModelBlessing")
+        model = min(m.store.get_artifacts_by_type("Model"), key=lambda a: a.id)
     assert [b.custom_properties["blessed"].int_value for b in blessings] == [1]
+    with open(os.path.join(model.uri, WARMSTART_DIR_NAME, REPORT_FILE)) as f:
+        blend = json.load(f)["recommend_blend"]  # recommend's weight, chosen on the holdout
+    assert blend["retrieval_weight"] in config.model.recommend.blend_weights
+    assert blend["hit_rate"][str(blend["retrieval_weight"])] == max(blend["hit_rate"].values())
     versions = pushed_versions(config)
     assert len(versions) == 1 and versions[0].isdigit()
     assert pushed_versions(config, "_scann") == versions
@@ -386,9 +394,17 @@ def test_worse_model_is_not_pushed_and_served_version_stays(first_run):
     with metadata.Metadata(connection) as m:
         latest = max(m.store.get_artifacts_by_type("ModelBlessing"), key=lambda b: b.id)
         push = max(m.store.get_artifacts_by_type("PushedModel"), key=lambda p: p.id)
+        evaluation = max(m.store.get_artifacts_by_type("ModelEvaluation"), key=lambda e: e.id)
     assert latest.custom_properties["blessed"].int_value == 0
-    assert "baseline" in latest.custom_properties["blessing_message"].string_value
+    message = latest.custom_properties["blessing_message"].string_value
+    assert "baseline" in message
     assert push.custom_properties["pushed"].int_value == 0
+    with open(os.path.join(evaluation.uri, "gate.json")) as f:
+        gate = json.load(f)
+    refused = [t for t in gate["thresholds"] if t["passed"] is False]
+    assert refused and not gate["blessed"]
+    assert all(t["metric"].split(" ")[0] in message for t in refused)
+    assert {t["metric"] for t in gate["thresholds"]} >= {"rmse_lift", "top_100_lift"}
     for suffix, tree in served.items():
         assert read_tree(os.path.join(config.serving_root, config.model_name + suffix)) == tree
 

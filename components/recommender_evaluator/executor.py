@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from typing import Any
 
@@ -25,8 +26,9 @@ from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.utils import io_utils, path_utils
+from tfx.utils import io_utils, path_utils, proto_utils
 
+from components.recommender_evaluator.spec import CANDIDATE
 from contracts import names
 
 SERVED_MODEL_DIR_KEY = "served_model_dir"
@@ -103,6 +105,79 @@ def describe_failures(result: validation_result_pb2.ValidationResult) -> list[st
     return lines
 
 
+def threshold_report(
+    eval_config: tfma.EvalConfig,
+    metrics: dict[tuple[str, bool], float],
+    result: validation_result_pb2.ValidationResult,
+) -> list[dict]:
+    """Every gated threshold on the overall slice: name, bound, the candidate's value, passed.
+
+    Args:
+        eval_config: The Evaluator's config (its per-slice thresholds).
+        metrics: The candidate's overall figures by (metric name, is a change vs
+            the baseline).
+        result: TFMA's validation result (which thresholds failed).
+
+    A threshold passes only if TFMA did not fail it and its value is a finite
+    number: a missing or NaN figure never shows as passed. A change against a
+    baseline when no baseline was evaluated (a first run) is `passed: None`.
+    """
+    failed = {
+        (f.metric_key.name, f.metric_key.is_diff)
+        for per_slice in result.metric_validations_per_slice
+        if not per_slice.slice_key.single_slice_keys
+        for f in per_slice.failures
+    }
+    out = []
+    for spec in eval_config.metrics_specs:
+        for name, per_slice in sorted(spec.per_slice_thresholds.items()):
+            for entry in per_slice.thresholds:
+                threshold = entry.threshold
+                kinds = []
+                if threshold.HasField("value_threshold"):
+                    bound = threshold.value_threshold
+                    text = " and ".join(
+                        f"{op} {getattr(bound, field).value:g}"
+                        for field, op in (("lower_bound", ">="), ("upper_bound", "<="))
+                        if bound.HasField(field)
+                    )
+                    kinds.append((False, text))
+                if threshold.HasField("change_threshold"):
+                    change = threshold.change_threshold
+                    higher = change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+                    limit = change.absolute.value
+                    text = f"change vs baseline {'>=' if higher else '<='} {limit:g}"
+                    kinds.append((True, text))
+                for is_diff, text in kinds:
+                    value = metrics.get((name, is_diff))
+                    finite = value is not None and math.isfinite(value)
+                    passed = finite and (name, is_diff) not in failed
+                    if is_diff and value is None:
+                        passed = None  # no baseline was evaluated: not checked
+                    out.append(
+                        {
+                            "metric": name + (" change vs baseline" if is_diff else ""),
+                            "bound": text,
+                            "value": value if finite else None,
+                            "passed": passed,
+                        }
+                    )
+    return out
+
+
+def overall_figures(evaluation: str) -> dict[tuple[str, bool], float]:
+    """The candidate's overall figures of an evaluation, by (name, is a change vs baseline)."""
+    figures = {}
+    for per_slice in tfma.load_metrics(evaluation):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for entry in per_slice.metric_keys_and_values:
+            key = entry.key
+            if key.model_name == CANDIDATE and entry.value.HasField("double_value"):
+                figures[(key.name, key.is_diff)] = entry.value.double_value.value
+    return figures
+
+
 class Executor(evaluator_executor.Executor):
     """TFX's Evaluator executor with a baseline that can always be evaluated, or none."""
 
@@ -141,16 +216,26 @@ class Executor(evaluator_executor.Executor):
             for note in notes:
                 logging.warning("Baseline: %s", note)
         super().Do(input_dict, output_dict, exec_properties)
+        eval_config = tfma.EvalConfig()
+        proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.EVAL_CONFIG_KEY], eval_config
+        )
         self._explain(
-            output_dict, notes, dropped and bool(exec_properties.get(REQUIRE_BASELINE_KEY))
+            output_dict,
+            notes,
+            dropped and bool(exec_properties.get(REQUIRE_BASELINE_KEY)),
+            eval_config,
         )
 
-    def _explain(self, output_dict, notes: list[str], fail_closed: bool) -> None:
+    def _explain(
+        self, output_dict, notes: list[str], fail_closed: bool, eval_config: tfma.EvalConfig
+    ) -> None:
         evaluation = artifact_utils.get_single_uri(output_dict[constants.EVALUATION_KEY])
         blessing = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.BLESSING_KEY]
         )
-        failures = describe_failures(tfma.load_validation_result(evaluation))
+        result = tfma.load_validation_result(evaluation)
+        failures = describe_failures(result)
         if fail_closed:
             failures.append(
                 "no baseline to compare with: " + "; ".join(notes) + ". Restore the "
@@ -172,7 +257,12 @@ class Executor(evaluator_executor.Executor):
         blessing.set_string_custom_property(MESSAGE_KEY, message)
         if notes:
             blessing.set_string_custom_property("baseline_notes", "; ".join(notes))
-        report = {"blessed": bool(blessed), "failures": failures, "baseline_notes": notes}
+        report = {
+            "blessed": bool(blessed),
+            "thresholds": threshold_report(eval_config, overall_figures(evaluation), result),
+            "failures": failures,
+            "baseline_notes": notes,
+        }
         io_utils.write_string_file(
             os.path.join(evaluation, GATE_REPORT), json.dumps(report, indent=2)
         )
