@@ -506,3 +506,19 @@ def test_ids_that_cannot_be_ids_are_refused_by_column(tmp_path, users, message):
     config = _numeric_ids(tmp_path / "bad", users, [10, 10, 20, 30])
     with pytest.raises(Exception, match=message):
         ingest(tmp_path / "bad", write_config(tmp_path, config))
+
+
+@pytest.mark.parametrize("tags", [None, "userId,movieId,tag,timestamp\n"])
+def test_the_movielens_preset_runs_on_a_release_without_tags(tmp_path, tags):
+    data = os.path.join(os.path.dirname(__file__), os.pardir, "data", "movielens")
+    with open(os.path.join(data, "ratings.csv")) as f:
+        ratings = f.readlines()[:201]
+    (tmp_path / "ratings.csv").write_text("".join(ratings))
+    with open(os.path.join(data, "movies.csv")) as f:
+        (tmp_path / "movies.csv").write_text(f.read())
+    if tags is not None:
+        (tmp_path / "tags.csv").write_text(tags)  # a header and no rows
+    preset = os.path.join(CONFIG_DIR, "movielens.yaml")
+    logs_check.check_data(preset, str(tmp_path))
+    examples = ingest(tmp_path, preset)
+    assert len(examples["train"]) + len(examples["eval"]) == 200

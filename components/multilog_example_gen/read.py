@@ -188,14 +188,14 @@ class ReadEvents(beam.PTransform):
     def _log_rows(self, pbegin):
         """(log name, source, line, row) of every log; files in order, BigQuery after."""
         logs = {log.name: log for log in self.spec.logs}
-        allow_empty, log_files = self.span is not None, self.log_files
+        in_span, log_files = self.span is not None, self.log_files
 
         def rows(name):
             log = logs[name]
             for entry in unique_rows(
                 log_files[name],
                 (log.user_column, log.item_column),
-                allow_empty=allow_empty,
+                allow_empty=in_span or log.optional,
                 fmt=log.format,
                 dialect=log.csv,
             ):

@@ -100,7 +100,8 @@ class LogSpec:
         csv: The CSV dialect (format "csv").
         timestamp_unit: Unix "seconds", Unix "milliseconds", or "iso8601" text
             (a naive time is UTC).
-        optional: A log with no file is skipped (logged) instead of failing.
+        optional: A log with no file is skipped (logged) instead of failing, and
+            its files may hold no rows.
     """
 
     name: str
